@@ -1,0 +1,3 @@
+using Vip.Daemons.Hosting;
+
+return await Vipd.RunAsync(args).ConfigureAwait(false);

@@ -1,0 +1,71 @@
+// Vip build script. Public targets: Build, Test, Pack, Bench, Demo, Default (= Test).
+// Private steps are prefixed "__". Run with: dotnet tool restore && dotnet cake --target=Test
+var target = Argument("target", "Default");
+var configuration = Argument("configuration", "Release");
+// --long=true also runs the long variants (chaos, crash-kill loops); see docs/reliability.md.
+var runLong = Argument("long", false) || EnvironmentVariable("VIP_LONG") == "1";
+var artifacts = Directory("./artifacts");
+var solution = "./Vip.slnx";
+
+Task("__Clean")
+    .Does(() => CleanDirectory(artifacts));
+
+Task("__Restore")
+    .Does(() => DotNetRestore(solution));
+
+Task("Build")
+    .IsDependentOn("__Restore")
+    .Does(() => DotNetBuild(solution, new DotNetBuildSettings
+    {
+        Configuration = configuration,
+        NoRestore = true,
+    }));
+
+Task("Test")
+    .IsDependentOn("Build")
+    .Does(() =>
+{
+    var results = artifacts + Directory("test-results");
+    CleanDirectory(results);
+    DotNetTest("./Vip.Tests/Vip.Tests.csproj", new DotNetTestSettings
+    {
+        Configuration = configuration,
+        NoBuild = true,
+        NoRestore = true,
+        Filter = runLong ? null : "TestCategory!=Long",
+        Loggers = new[] { "trx;LogFileName=results.trx", "console;verbosity=normal" },
+        ResultsDirectory = results,
+        ArgumentCustomization = args => args.Append("--blame-hang-timeout 5m"),
+    });
+});
+
+Task("Pack")
+    .IsDependentOn("Build")
+    .Does(() => DotNetPack("./Vip.Core/Vip.Core.csproj", new DotNetPackSettings
+    {
+        Configuration = configuration,
+        NoBuild = true,
+        NoRestore = true,
+        OutputDirectory = artifacts + Directory("packages"),
+    }));
+
+Task("Bench")
+    .IsDependentOn("Build")
+    .Does(() =>
+{
+    // Micro benchmarks first, then the side-by-side comparison against HAProxy and direct connections.
+    DotNetRun("./Vip.Benchmarks/Vip.Benchmarks.csproj", new ProcessArgumentBuilder().Append("--filter").Append("*").Append("--join"),
+        new DotNetRunSettings { Configuration = "Release", NoBuild = true, NoRestore = true });
+    DotNetRun("./Vip.Benchmarks/Vip.Benchmarks.csproj", new ProcessArgumentBuilder().Append("compare"),
+        new DotNetRunSettings { Configuration = "Release", NoBuild = true, NoRestore = true });
+});
+
+Task("Demo")
+    .IsDependentOn("Build")
+    .Does(() => DotNetRun("./Vip.Daemons/Vip.Daemons.csproj", new ProcessArgumentBuilder().Append("demo"),
+        new DotNetRunSettings { Configuration = configuration, NoBuild = true, NoRestore = true }));
+
+Task("Default")
+    .IsDependentOn("Test");
+
+RunTarget(target);
