@@ -87,7 +87,7 @@ public class RelayBenchmarks
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask RoundTripAsync(Socket s)
     {
-        await s.SendAsync(_request, SocketFlags.None);
+        await s.SendAsync(_request.AsMemory(), SocketFlags.None);
         var got = 0;
         while (got < _response.Length)
         {
@@ -100,11 +100,11 @@ public class RelayBenchmarks
     {
         for (var sent = 0; sent < BulkBytes; sent += _chunk.Length)
         {
-            await s.SendAsync(_chunk, SocketFlags.None);
+            await s.SendAsync(_chunk.AsMemory(), SocketFlags.None);
         }
 
         // The sink acknowledges each whole megabyte, so one operation is one megabyte delivered.
-        await s.ReceiveAsync(_ack, SocketFlags.None);
+        await s.ReceiveAsync(_ack.AsMemory(), SocketFlags.None);
     }
 
     private static async Task EchoAsync(Socket s)
@@ -112,7 +112,7 @@ public class RelayBenchmarks
         var buffer = new byte[64 * 1024];
         while (true)
         {
-            var n = await s.ReceiveAsync(buffer, SocketFlags.None);
+            var n = await s.ReceiveAsync(buffer.AsMemory(), SocketFlags.None);
             if (n == 0)
             {
                 return;
@@ -129,7 +129,7 @@ public class RelayBenchmarks
         var pending = 0;
         while (true)
         {
-            var n = await s.ReceiveAsync(buffer, SocketFlags.None);
+            var n = await s.ReceiveAsync(buffer.AsMemory(), SocketFlags.None);
             if (n == 0)
             {
                 return;
@@ -139,7 +139,7 @@ public class RelayBenchmarks
             while (pending >= BulkBytes)
             {
                 pending -= BulkBytes;
-                await s.SendAsync(ack, SocketFlags.None);
+                await s.SendAsync(ack.AsMemory(), SocketFlags.None);
             }
         }
     }
