@@ -4,6 +4,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 
 namespace Vip.Daemons.Hosting;
 
@@ -21,7 +22,7 @@ internal static class MetricsExport
     public static readonly string[] Meters = ["Vip.*", "System.Runtime"];
 
     /// <summary>Adds the exporter when <see cref="ListenKey"/> is set; returns the endpoint or null.</summary>
-    public static IPEndPoint? AddIfConfigured(HostApplicationBuilder builder)
+    public static IPEndPoint? AddIfConfigured(HostApplicationBuilder builder, string role)
     {
         var value = builder.Configuration[ListenKey];
         if (string.IsNullOrWhiteSpace(value))
@@ -35,7 +36,9 @@ internal static class MetricsExport
             : endpoint.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{endpoint.Address}]"
             : endpoint.Address.ToString();
 
-        builder.Services.AddOpenTelemetry().WithMetrics(metrics =>
+        builder.Services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService("vipd-" + role, serviceInstanceId: $"{Environment.MachineName}:{Environment.ProcessId}"))
+            .WithMetrics(metrics =>
         {
             metrics.AddMeter(Meters);
             metrics.AddPrometheusHttpListener(o =>

@@ -116,8 +116,8 @@ internal static class RoleHost
         ConfigureLogging(builder);
 
         // Type=notify: READY=1 once every hosted service has started, STOPPING=1 on stop, journald log format.
-        // Only active when the process runs as a systemd service (parent is pid 1 or SYSTEMD_EXEC_PID is ours).
-        builder.Services.AddSystemd();
+        // Only active when the process runs as a systemd service (see SystemdIntegration for the detection).
+        builder.Services.AddVipSystemd();
         builder.Services.Configure<HostOptions>(o =>
         {
             o.ShutdownTimeout = TimeSpan.FromSeconds(30);
@@ -130,7 +130,7 @@ internal static class RoleHost
         builder.Services.AddSingleton(WatchdogSettings.FromEnvironment(Environment.GetEnvironmentVariable, Environment.ProcessId));
         builder.Services.AddSingleton<SystemdWatchdog>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<SystemdWatchdog>());
-        builder.Services.AddSingleton(new RoleIdentity(role, MetricsExport.AddIfConfigured(builder)?.ToString()));
+        builder.Services.AddSingleton(new RoleIdentity(role, MetricsExport.AddIfConfigured(builder, role)?.ToString()));
         return builder;
     }
 

@@ -66,6 +66,7 @@ internal sealed class SystemdWatchdog : IHostedService, IDisposable
     private ITimer? _timer;
     private bool _stopped;
     private bool _wasHealthy = true;
+    private bool _notifyFailing;
     private CancellationTokenRegistration _startedRegistration;
     private CancellationTokenRegistration _stoppingRegistration;
 
@@ -149,6 +150,7 @@ internal sealed class SystemdWatchdog : IHostedService, IDisposable
                 if (healthy)
                 {
                     _notifier!.Notify(Pet);
+                    _notifyFailing = false;
                     if (!_wasHealthy)
                     {
                         HostingLog.HealthRestored(_log);
@@ -163,8 +165,12 @@ internal sealed class SystemdWatchdog : IHostedService, IDisposable
             }
             catch (Exception ex) when (ex is System.Net.Sockets.SocketException or ObjectDisposedException)
             {
-                // systemd went away (or the socket is gone): nothing to pet; say so once per failure.
-                HostingLog.NotifyFailed(_log, ex.Message);
+                // systemd went away (or the socket is gone): nothing to pet; say so once, not at every tick.
+                if (!_notifyFailing)
+                {
+                    _notifyFailing = true;
+                    HostingLog.NotifyFailed(_log, ex.Message);
+                }
             }
 
             _wasHealthy = healthy;
