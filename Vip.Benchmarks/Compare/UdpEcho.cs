@@ -1,0 +1,182 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Vip.Benchmarks.Compare;
+
+/// <summary>
+/// The UDP backend: echoes every datagram to its sender, on one dedicated thread, allocation-free. It also
+/// accepts TCP on the same port number so a forwarder that health-checks its backends over TCP sees it up.
+/// </summary>
+internal sealed class UdpEcho : IDisposable
+{
+    private readonly Socket _udp;
+    private readonly Socket _tcp;
+    private readonly Thread _thread;
+    private readonly Task _acceptLoop;
+
+    public UdpEcho()
+    {
+        var endPoint = Loopback.FreeTcpAndUdpEndPoint();
+        _udp = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        _udp.Bind(endPoint);
+        _udp.ReceiveBufferSize = 4 << 20;
+        _udp.SendBufferSize = 4 << 20;
+        _tcp = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        _tcp.Bind(endPoint);
+        _tcp.Listen(512);
+        EndPoint = endPoint;
+        _thread = new Thread(Echo) { IsBackground = true, Name = "udp-echo" };
+        _thread.Start();
+        _acceptLoop = AcceptAndCloseAsync();
+    }
+
+    public IPEndPoint EndPoint { get; }
+
+    public void Dispose()
+    {
+        _udp.Dispose();
+        _tcp.Dispose();
+        _thread.Join(TimeSpan.FromSeconds(5));
+        _ = _acceptLoop.Exception; // observed: it ends with ObjectDisposedException by design
+    }
+
+    private void Echo()
+    {
+        var buffer = new byte[2048];
+        var from = new SocketAddress(AddressFamily.InterNetwork);
+        while (true)
+        {
+            try
+            {
+                var n = _udp.ReceiveFrom(buffer, SocketFlags.None, from);
+                _udp.SendTo(buffer.AsSpan(0, n), SocketFlags.None, from);
+            }
+            catch (SocketException ex) when (ex.SocketErrorCode is SocketError.ConnectionReset or SocketError.MessageSize)
+            {
+                // An ICMP error from an earlier send (a client gone): keep echoing.
+            }
+            catch (Exception ex) when (ex is ObjectDisposedException or SocketException)
+            {
+                return; // disposed
+            }
+        }
+    }
+
+    private async Task AcceptAndCloseAsync()
+    {
+        while (true)
+        {
+            Socket accepted;
+            try
+            {
+                accepted = await _tcp.AcceptAsync();
+            }
+            catch (Exception ex) when (ex is ObjectDisposedException or SocketException)
+            {
+                return;
+            }
+
+            accepted.Dispose();
+        }
+    }
+}
+
+/// <summary>What a UDP load run measured.</summary>
+internal sealed record UdpLoadResult(double DatagramsPerSecond, long Timeouts);
+
+/// <summary>
+/// UDP load: a few client sessions (one socket and one thread each), each keeping a window of datagrams in
+/// flight to an echo, sending one for every one that returns. A window that stalls (loss) is refilled after a
+/// short timeout, and counted.
+/// </summary>
+internal static class UdpLoad
+{
+    public const int Sessions = 4;
+    public const int Window = 16;
+    public const int PayloadBytes = 64;
+    private static readonly TimeSpan Warmup = TimeSpan.FromMilliseconds(500);
+    private const int StallTimeoutMs = 100;
+
+    public static Task<UdpLoadResult> RunAsync(IPEndPoint target, TimeSpan duration, CancellationToken cancellationToken)
+    {
+        return Task.Run(() =>
+        {
+            var start = DateTime.UtcNow;
+            var measureFrom = start + Warmup;
+            var until = measureFrom + duration;
+            var received = new long[Sessions];
+            var timeouts = new long[Sessions];
+            var threads = new Thread[Sessions];
+            for (var s = 0; s < Sessions; s++)
+            {
+                var session = s;
+                threads[s] = new Thread(() => RunSession(target, measureFrom, until, cancellationToken, out received[session], out timeouts[session]))
+                {
+                    IsBackground = true,
+                    Name = $"udp-load-{session}",
+                };
+                threads[s].Start();
+            }
+
+            foreach (var t in threads)
+            {
+                t.Join();
+            }
+
+            cancellationToken.ThrowIfCancellationRequested();
+            return new UdpLoadResult(received.Sum() / duration.TotalSeconds, timeouts.Sum());
+        }, cancellationToken);
+    }
+
+    private static void RunSession(IPEndPoint target, DateTime measureFrom, DateTime until, CancellationToken cancellationToken, out long received, out long timeouts)
+    {
+        received = 0;
+        timeouts = 0;
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        socket.ReceiveTimeout = StallTimeoutMs;
+        socket.ReceiveBufferSize = 1 << 20;
+        socket.Connect(target);
+        var payload = new byte[PayloadBytes];
+        var buffer = new byte[2048];
+        for (var i = 0; i < Window; i++)
+        {
+            socket.Send(payload);
+        }
+
+        var checkClock = 0;
+        var measuring = false;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            // Reading the clock every datagram would cost more than the datagram: look every 64.
+            if ((++checkClock & 63) == 0 || !measuring)
+            {
+                var now = DateTime.UtcNow;
+                if (now >= until)
+                {
+                    return;
+                }
+
+                measuring = now >= measureFrom;
+            }
+
+            try
+            {
+                socket.Receive(buffer);
+                if (measuring)
+                {
+                    received++;
+                }
+
+                socket.Send(payload);
+            }
+            catch (SocketException ex) when (ex.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock or SocketError.ConnectionRefused or SocketError.ConnectionReset)
+            {
+                timeouts++;
+                for (var i = 0; i < Window; i++)
+                {
+                    socket.Send(payload);
+                }
+            }
+        }
+    }
+}
