@@ -13,7 +13,7 @@ internal sealed class ChurnScenario : IScenario
     public async Task RunAsync(CompareContext context, Report report, CancellationToken cancellationToken)
     {
         var requests = context.Quick ? 10_000 : 20_000;
-        var row = report.Add(new Row("connection churn", "new connection per PING (-k 0 -c 50)", "conn/s", Better.Higher, "HAProxy", Fmt.Rate)
+        var row = report.Add(new Row("connection churn", "new connection per PING, -k 0 -c 50", "conn/s", Better.Higher, "HAProxy", Fmt.Rate)
             .WithTargets(Target.AtLeastPeer(0.8, "issue 3")));
         foreach (var tool in new[] { context.Tools.RedisServer, context.Tools.RedisBenchmark })
         {

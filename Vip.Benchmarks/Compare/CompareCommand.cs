@@ -15,6 +15,11 @@ internal static class CompareCommand
 
     public static async Task<int> RunAsync(string[] args)
     {
+        if (args is [UdpEchoServer.Switch, var echoEndPoint])
+        {
+            return await UdpEchoServer.RunAsync(echoEndPoint);
+        }
+
         CompareOptions options;
         try
         {

@@ -38,8 +38,10 @@ internal static class MachineInfo
         {
             var output = await ToolRun.RunAsync(tool.Path!, args, TimeSpan.FromSeconds(10), cancellationToken);
             var text = (output.StandardOutput + "\n" + output.StandardError).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                .FirstOrDefault(l => l.Contains("version", StringComparison.OrdinalIgnoreCase) || l.Contains(" v=", StringComparison.Ordinal)) ?? "";
-            return $"{tool.Name} {ExtractVersion(text)}";
+                .Where(l => l.Length > 0).ToList();
+            var line = text.FirstOrDefault(l => l.Contains("version", StringComparison.OrdinalIgnoreCase) || l.Contains(" v=", StringComparison.Ordinal))
+                ?? text.FirstOrDefault() ?? "";
+            return $"{tool.Name} {ExtractVersion(line)}";
         }
         catch (PeerFailedException)
         {

@@ -22,7 +22,7 @@ internal sealed class MemoryScenario : IScenario
     {
         var total = report.Add(new Row("memory", $"RSS holding {Connections:N0} idle connections", "MiB", Better.Lower, "HAProxy", Fmt.MiB)
             .WithoutDirect());
-        var perConnection = report.Add(new Row("memory", "RSS per idle connection (over warm baseline)", "KiB", Better.Lower, "HAProxy", Fmt.KiB)
+        var perConnection = report.Add(new Row("memory", "RSS per idle connection, over warm baseline", "KiB", Better.Lower, "HAProxy", Fmt.KiB)
             .WithoutDirect());
         Row[] rows = [total, perConnection];
         foreach (var tool in new[] { context.Tools.RedisServer })

@@ -167,7 +167,7 @@ internal sealed class PeerScope(CompareContext context) : IAsyncDisposable
 
     private static string Port(IPEndPoint endPoint) => endPoint.Port.ToString(CultureInfo.InvariantCulture);
 
-    private ChildProcess Track(ChildProcess process)
+    public ChildProcess Track(ChildProcess process)
     {
         _processes.Add(process);
         return process;

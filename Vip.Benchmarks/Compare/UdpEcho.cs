@@ -14,9 +14,8 @@ internal sealed class UdpEcho : IDisposable
     private readonly Thread _thread;
     private readonly Task _acceptLoop;
 
-    public UdpEcho()
+    public UdpEcho(IPEndPoint endPoint)
     {
-        var endPoint = Loopback.FreeTcpAndUdpEndPoint();
         _udp = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         _udp.Bind(endPoint);
         _udp.ReceiveBufferSize = 4 << 20;
@@ -78,6 +77,64 @@ internal sealed class UdpEcho : IDisposable
 
             accepted.Dispose();
         }
+    }
+}
+
+/// <summary>
+/// Runs <see cref="UdpEcho"/> as its own process (<c>Vip.Benchmarks compare --serve-udp-echo 127.0.0.1:PORT</c>), so the
+/// backend does not share a process, and so a CPU share, with the load generator — as redis and iperf3 do not.
+/// </summary>
+internal static class UdpEchoServer
+{
+    public const string Switch = "--serve-udp-echo";
+
+    /// <summary>An orphaned echo (its harness killed) still ends by itself.</summary>
+    private static readonly TimeSpan MaxLifetime = TimeSpan.FromHours(1);
+
+    public static async Task<int> RunAsync(string endPoint)
+    {
+        if (!IPEndPoint.TryParse(endPoint, out var parsed) || !IPAddress.IsLoopback(parsed.Address))
+        {
+            await Console.Error.WriteLineAsync($"{Switch} takes a loopback HOST:PORT, not '{endPoint}'");
+            return 64;
+        }
+
+        using var stop = new CancellationTokenSource(MaxLifetime);
+        using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(
+            System.Runtime.InteropServices.PosixSignal.SIGTERM, ctx =>
+            {
+                ctx.Cancel = true;
+                stop.Cancel();
+            });
+        using var echo = new UdpEcho(parsed);
+        Console.WriteLine($"udp echo on {parsed}");
+        try
+        {
+            await Task.Delay(Timeout.Infinite, stop.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // SIGTERM or lifetime over.
+        }
+
+        return 0;
+    }
+
+    /// <summary>Starts this benchmark executable again as a UDP echo process on a fresh port.</summary>
+    public static async Task<(IPEndPoint EndPoint, ChildProcess Process)> StartAsync(PeerScope scope, CancellationToken cancellationToken)
+    {
+        var endPoint = Loopback.FreeTcpAndUdpEndPoint();
+        var self = Environment.ProcessPath ?? throw new PeerFailedException("cannot find this executable to start the UDP echo");
+        List<string> args = [];
+        if (string.Equals(Path.GetFileNameWithoutExtension(self), "dotnet", StringComparison.Ordinal))
+        {
+            args.Add(typeof(UdpEchoServer).Assembly.Location); // started as `dotnet Vip.Benchmarks.dll`
+        }
+
+        args.AddRange(["compare", Switch, endPoint.Text()]);
+        var process = scope.Track(ChildProcess.Start("udp echo", self, args));
+        await Loopback.WaitForUdpEchoAsync(endPoint, process, TimeSpan.FromSeconds(30), cancellationToken);
+        return (endPoint, process);
     }
 }
 

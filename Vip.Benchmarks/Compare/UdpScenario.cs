@@ -14,17 +14,17 @@ internal sealed class UdpScenario : IScenario
     {
         var duration = TimeSpan.FromSeconds(context.Quick ? 2 : 4);
         var row = report.Add(new Row(
-            "UDP", $"echo, {UdpLoad.Sessions} sessions × {UdpLoad.Window} in flight, {UdpLoad.PayloadBytes} B",
+            "UDP", $"echo, {UdpLoad.Sessions} sessions × {UdpLoad.Window} in flight, {UdpLoad.PayloadBytes} B each",
             "dgram/s", Better.Higher, PeerName(context), Fmt.Rate));
         var timeouts = new Dictionary<Side, long>();
 
-        using var echo = new UdpEcho();
         await using var scope = context.NewScope();
+        var (echo, echoProcess) = await UdpEchoServer.StartAsync(scope, cancellationToken);
         PathUnderTest?[] paths =
         [
-            new PathUnderTest(Side.Direct, "direct", echo.EndPoint, null),
+            new PathUnderTest(Side.Direct, "direct", echo, echoProcess),
             await Scenarios.TryStartAsync(context, Side.Peer, () => StartPeerAsync(context, scope, echo, cancellationToken), [row]),
-            await Scenarios.TryStartAsync(context, Side.Vip, () => scope.VipBoxAsync([echo.EndPoint], udp: true, cancellationToken), [row]),
+            await Scenarios.TryStartAsync(context, Side.Vip, () => scope.VipBoxAsync([echo], udp: true, cancellationToken), [row]),
         ];
 
         await Scenarios.ForEachRunAsync(context, Key, paths, [row], async (run, path) =>
@@ -45,16 +45,16 @@ internal sealed class UdpScenario : IScenario
     private static string PeerName(CompareContext context) =>
         context.Tools.NginxHasStream ? "nginx stream" : context.Tools.Socat.Installed ? "socat" : "nginx stream";
 
-    private static Task<Proxy> StartPeerAsync(CompareContext context, PeerScope scope, UdpEcho echo, CancellationToken cancellationToken)
+    private static Task<Proxy> StartPeerAsync(CompareContext context, PeerScope scope, System.Net.IPEndPoint echo, CancellationToken cancellationToken)
     {
         if (context.Tools.NginxHasStream)
         {
-            return scope.NginxUdpAsync(echo.EndPoint, cancellationToken);
+            return scope.NginxUdpAsync(echo, cancellationToken);
         }
 
         if (context.Tools.Socat.Installed)
         {
-            return scope.SocatUdpAsync(echo.EndPoint, cancellationToken);
+            return scope.SocatUdpAsync(echo, cancellationToken);
         }
 
         throw new PeerFailedException(
