@@ -9,14 +9,15 @@ internal static class Vipd
     internal static IReadOnlyList<IRole> Roles { get; } =
     [
         new HelpRole(),
+        new VipRole(),
         new KeygenRole(),
-        new StoreTortureRole(),
     ];
 
     /// <summary>Roles that run but are not listed by <c>vipd --help</c>.</summary>
     internal static IReadOnlyList<IRole> HiddenRoles { get; } =
     [
         new IdleRole(),
+        new StoreTortureRole(),
     ];
 
     public static async Task<int> RunAsync(string[] args)
