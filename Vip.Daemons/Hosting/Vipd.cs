@@ -9,6 +9,7 @@ internal static class Vipd
     internal static IReadOnlyList<IRole> Roles { get; } =
     [
         new HelpRole(),
+        new VipRole(),
     ];
 
     public static async Task<int> RunAsync(string[] args)
