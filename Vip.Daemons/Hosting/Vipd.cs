@@ -9,6 +9,7 @@ internal static class Vipd
     internal static IReadOnlyList<IRole> Roles { get; } =
     [
         new HelpRole(),
+        new KeygenRole(),
     ];
 
     /// <summary>Roles that run but are not listed by <c>vipd --help</c>.</summary>
