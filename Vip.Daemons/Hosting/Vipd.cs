@@ -10,6 +10,7 @@ internal static class Vipd
     [
         new HelpRole(),
         new KeygenRole(),
+        new VipRole(),
     ];
 
     /// <summary>Roles that run but are not listed by <c>vipd --help</c>.</summary>
