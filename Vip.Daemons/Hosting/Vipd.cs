@@ -13,12 +13,6 @@ internal static class Vipd
         new VipRole(),
     ];
 
-    /// <summary>Roles that run but are not listed by <c>vipd --help</c>.</summary>
-    internal static IReadOnlyList<IRole> HiddenRoles { get; } =
-    [
-        new IdleRole(),
-    ];
-
     public static async Task<int> RunAsync(string[] args)
     {
         if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
@@ -27,7 +21,7 @@ internal static class Vipd
             return args.Length == 0 ? ExitCodes.Usage : ExitCodes.Ok;
         }
 
-        var role = Roles.Concat(HiddenRoles).FirstOrDefault(r => string.Equals(r.Name, args[0], StringComparison.Ordinal));
+        var role = Roles.FirstOrDefault(r => string.Equals(r.Name, args[0], StringComparison.Ordinal));
         if (role is null)
         {
             await Console.Error.WriteLineAsync($"vipd: unknown role '{args[0]}'. Run 'vipd --help' for the list.").ConfigureAwait(false);
