@@ -13,10 +13,9 @@ internal static class Vipd
         new KeygenRole(),
     ];
 
-    /// <summary>Roles that run but are not listed by <c>vipd --help</c>.</summary>
+    /// <summary>Roles that run but are not listed by <c>vipd --help</c> (test tooling).</summary>
     internal static IReadOnlyList<IRole> HiddenRoles { get; } =
     [
-        new IdleRole(),
         new StoreTortureRole(),
     ];
 
