@@ -9,6 +9,7 @@ internal static class Vipd
     internal static IReadOnlyList<IRole> Roles { get; } =
     [
         new HelpRole(),
+        new VipRole(),
         new KeygenRole(),
     ];
 
@@ -16,6 +17,7 @@ internal static class Vipd
     internal static IReadOnlyList<IRole> HiddenRoles { get; } =
     [
         new IdleRole(),
+        new StoreTortureRole(),
     ];
 
     public static async Task<int> RunAsync(string[] args)

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
@@ -247,36 +248,37 @@ internal sealed class Tier1Connection : IAnswerSink
 
     private async Task<bool> ReadProxyHeaderAsync(SocketReceiver receiver, CancellationToken stopping)
     {
+        var reader = new ProxyProtocolReader(_options.MaxProxyHeaderLength);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         deadline.CancelAfter(_options.ProxyHeaderTimeout);
         try
         {
-            while (receiver.Available < ProxyHeader.FixedSize)
+            while (true)
             {
+                receiver.EnsureCapacity(ProxyProtocol.FixedHeaderLength + _options.MaxProxyHeaderLength);
+                if (receiver.Available > 0)
+                {
+                    // Once per connection: the copy keeps the parse on the shared codec's sequence API.
+                    var input = new ReadOnlySequence<byte>(receiver.Data.ToArray());
+                    var consumed = input.Start;
+                    var examined = input.End;
+                    if (reader.TryParse(input, ref consumed, ref examined, out var header))
+                    {
+                        receiver.Consume((int)input.Slice(0, consumed).Length);
+                        if (!header.IsLocal && header.Source.Family != 0)
+                        {
+                            _client = header.Source;
+                        }
+
+                        return true;
+                    }
+                }
+
                 if (!await receiver.ReceiveAsync(deadline.Token).ConfigureAwait(false))
                 {
                     return false;
                 }
             }
-
-            var length = ProxyHeader.ReadLength(receiver.Data, _options.MaxProxyHeaderLength);
-            receiver.EnsureCapacity(length);
-            while (receiver.Available < length)
-            {
-                if (!await receiver.ReceiveAsync(deadline.Token).ConfigureAwait(false))
-                {
-                    return false;
-                }
-            }
-
-            var source = ProxyHeader.Parse(receiver.Data[..length]);
-            receiver.Consume(length);
-            if (source.Family != 0)
-            {
-                _client = source;
-            }
-
-            return true;
         }
         catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
         {

@@ -76,7 +76,7 @@ public sealed class Tier1Options
     /// <summary>How long a trusted source has to send its PROXY header. Default 5 s.</summary>
     public TimeSpan ProxyHeaderTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Largest PROXY v2 header (address block and TLVs) accepted. Default 512 bytes.</summary>
+    /// <summary>Cap on a PROXY v2 header's length field (address block and TLVs). Default 512 bytes.</summary>
     public int MaxProxyHeaderLength { get; set; } = 512;
 
     /// <summary>Deadline to connect to a tier-2 daemon. Default 2 s.</summary>
@@ -141,9 +141,9 @@ public sealed class Tier1Options
             throw new ArgumentException("Tier1:MaxConnectionBacklogBytes must be at least 4096", nameof(MaxConnectionBacklogBytes));
         }
 
-        if (MaxProxyHeaderLength is < 216 or > 65535)
+        if (MaxProxyHeaderLength is < ProxyProtocol.IPv6AddressBlockLength or > 65535)
         {
-            throw new ArgumentException("Tier1:MaxProxyHeaderLength must be between 216 and 65535", nameof(MaxProxyHeaderLength));
+            throw new ArgumentException("Tier1:MaxProxyHeaderLength must be between 36 and 65535", nameof(MaxProxyHeaderLength));
         }
 
         Duration(RequestTimeout, nameof(RequestTimeout));
