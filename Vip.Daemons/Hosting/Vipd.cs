@@ -11,6 +11,8 @@ internal static class Vipd
         new HelpRole(),
         new VipRole(),
         new KeygenRole(),
+        new Tier1Role(),
+        new SubmitRole(),
     ];
 
     /// <summary>Roles that run but are not listed by <c>vipd --help</c>.</summary>
