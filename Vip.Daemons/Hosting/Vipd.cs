@@ -10,6 +10,7 @@ internal static class Vipd
     [
         new HelpRole(),
         new KeygenRole(),
+        new StoreTortureRole(),
     ];
 
     public static async Task<int> RunAsync(string[] args)
