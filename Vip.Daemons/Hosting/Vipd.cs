@@ -11,6 +11,9 @@ internal static class Vipd
         new HelpRole(),
         new KeygenRole(),
         new StoreTortureRole(),
+        new Tier2Role(),
+        new AppRole(),
+        new CtlRole(),
     ];
 
     public static async Task<int> RunAsync(string[] args)
