@@ -19,6 +19,9 @@ internal static class Vipd
     internal static IReadOnlyList<IRole> HiddenRoles { get; } =
     [
         new StoreTortureRole(),
+        new Tier2Role(),
+        new AppRole(),
+        new CtlRole(),
     ];
 
     public static async Task<int> RunAsync(string[] args)
