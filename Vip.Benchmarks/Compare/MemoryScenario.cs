@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace Vip.Benchmarks.Compare;
 
 /// <summary>
@@ -58,7 +60,8 @@ internal sealed class MemoryScenario : IScenario
                 var redisB = await scope.RedisAsync(cancellationToken);
                 var path = await Scenarios.TryStartAsync(context, side, () => side == Side.Peer
                     ? scope.HaproxyAsync([redisA, redisB], cancellationToken, maxConnections: Connections + 100, idleTimeout: TimeSpan.FromMinutes(5))
-                    : scope.VipBoxAsync([redisA, redisB], udp: false, cancellationToken), rows);
+                    : scope.VipBoxAsync([redisA, redisB], udp: false, cancellationToken,
+                        ["--max-connections", (Connections + 100).ToString(CultureInfo.InvariantCulture)]), rows);
                 if (path is null)
                 {
                     continue;

@@ -621,10 +621,13 @@ public sealed class SelectionEngine : IDisposable
         Span<Ranked> top = scratch.Top.AsSpan(0, k);
         int filled = 0;
         bool scoreFirst = _config.PreferenceMode == PreferenceMode.ScoreFirst;
+
+        // Round robin is deterministic: its ties go to the lower index (id order), so equal weights alternate.
+        bool randomTies = _config.Policy != SelectionPolicy.WeightedRoundRobin;
         for (int s = 0; s < count; s++)
         {
             ulong inverted = (ulong)(0xFFFF - Math.Min(view[s].Score, 0xFFFF));
-            ulong tie = PolicyHash.Random(input.Seed, view[s].Index) & 0xFFFF;
+            ulong tie = randomTies ? PolicyHash.Random(input.Seed, view[s].Index) & 0xFFFF : 0;
             ulong composite = scoreFirst
                 ? (inverted << 48) | ((ulong)keys[s] << 16) | tie
                 : ((ulong)keys[s] << 32) | (inverted << 16) | tie;
@@ -761,7 +764,7 @@ public sealed class SelectionEngine : IDisposable
                 }
             }
 
-            int rank = reason == DropReason.Kept && rankOf.TryGetValue(i, out int r) ? r : -1;
+            int rank = rankOf.TryGetValue(i, out int r) ? r : -1;
             verdicts.Add(new ServerVerdict(server, reason, detail, score, server.Load, rank));
         }
 

@@ -9,15 +9,16 @@ internal static class Vipd
     internal static IReadOnlyList<IRole> Roles { get; } =
     [
         new HelpRole(),
+        new VipRole(),
         new KeygenRole(),
         new Tier1Role(),
         new SubmitRole(),
     ];
 
-    /// <summary>Roles that run but are not listed by <c>vipd --help</c>.</summary>
+    /// <summary>Roles that run but are not listed by <c>vipd --help</c> (test tooling).</summary>
     internal static IReadOnlyList<IRole> HiddenRoles { get; } =
     [
-        new IdleRole(),
+        new StoreTortureRole(),
     ];
 
     public static async Task<int> RunAsync(string[] args)

@@ -52,6 +52,21 @@ public sealed class Tier1Options
     /// <summary>Client connections accepted at once; more are closed at once. Default 10,000.</summary>
     public int MaxConnections { get; set; } = 10_000;
 
+    /// <summary>
+    /// Client connections accepted at once from one source address; more from that address are closed at once. Trusted
+    /// sources (VIP boxes, which carry many clients) are not counted. Default 100.
+    /// </summary>
+    public int MaxConnectionsPerSource { get; set; } = 100;
+
+    /// <summary>
+    /// A frame, once its first byte has arrived, must be complete (header and payload) within this time, or the
+    /// connection is closed (slowloris). Default 10 s.
+    /// </summary>
+    public TimeSpan FrameTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>A client connection with no task in flight that sends nothing for this long is closed. Default 5 minutes.</summary>
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
     /// <summary>Answer bytes a client connection may leave unread before tier-1 stops reading its tasks. Default 1 MiB.</summary>
     public int MaxConnectionBacklogBytes { get; set; } = 1024 * 1024;
 
@@ -114,6 +129,7 @@ public sealed class Tier1Options
         Positive(MaxInFlightPerConnection, nameof(MaxInFlightPerConnection));
         Positive(MaxInFlightPerTier2, nameof(MaxInFlightPerTier2));
         Positive(MaxConnections, nameof(MaxConnections));
+        Positive(MaxConnectionsPerSource, nameof(MaxConnectionsPerSource));
         Positive(FailureThreshold, nameof(FailureThreshold));
         if (MaxInFlight is < 1 or > 1 << 24)
         {
@@ -132,6 +148,8 @@ public sealed class Tier1Options
 
         Duration(RequestTimeout, nameof(RequestTimeout));
         Duration(ProxyHeaderTimeout, nameof(ProxyHeaderTimeout));
+        Duration(FrameTimeout, nameof(FrameTimeout));
+        Duration(IdleTimeout, nameof(IdleTimeout));
         Duration(ConnectTimeout, nameof(ConnectTimeout));
         Duration(ReconnectMinDelay, nameof(ReconnectMinDelay));
         Duration(ReconnectMaxDelay, nameof(ReconnectMaxDelay));
