@@ -12,16 +12,16 @@ internal static class Vipd
         new VipRole(),
         new KeygenRole(),
         new Tier1Role(),
+        new Tier2Role(),
+        new AppRole(),
         new SubmitRole(),
+        new CtlRole(),
     ];
 
     /// <summary>Roles that run but are not listed by <c>vipd --help</c> (test tooling).</summary>
     internal static IReadOnlyList<IRole> HiddenRoles { get; } =
     [
         new StoreTortureRole(),
-        new Tier2Role(),
-        new AppRole(),
-        new CtlRole(),
     ];
 
     public static async Task<int> RunAsync(string[] args)
