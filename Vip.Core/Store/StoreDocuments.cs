@@ -72,6 +72,22 @@ internal static class StoreDocuments
         }
     }
 
+    /// <summary>
+    /// Empties the log. A checkpoint alone leaves it as it is when it holds only the pages of a transaction that a
+    /// crash cut short (LiteDB skips a checkpoint without a committed transaction); committing one small write gives
+    /// the checkpoint something to do, and it truncates the log.
+    /// </summary>
+    public static void EmptyLog(LiteDatabase db)
+    {
+        var meta = db.GetCollection("meta");
+        meta.Upsert(new BsonDocument { ["_id"] = "schema", ["v"] = SchemaVersion });
+        db.Checkpoint();
+    }
+
+    public static string LogPathOf(string path) => Path.Combine(
+        Path.GetDirectoryName(path)!,
+        Path.GetFileNameWithoutExtension(path) + "-log" + Path.GetExtension(path));
+
     public static StoreSnapshot Load(LiteDatabase db)
     {
         var servers = ImmutableDictionary.CreateBuilder<string, ServerEntry>(StringComparer.Ordinal);
