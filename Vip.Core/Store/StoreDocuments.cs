@@ -22,7 +22,7 @@ internal enum StoreCollection : byte
 /// servers  { _id: id, addr: "ip", port: int, cap: int, state: int, drained: bool, reg: unixMs, seen: unixMs, attrs: binary }
 /// clients  { _id: id, upd: unixMs, attrs: binary }
 /// networks { _id: "10.1.0.0/16", upd: unixMs, attrs: binary }
-/// meta     { _id: "schema", v: 1 }
+/// meta     { _id: "schema", v: 2 }
 /// attrs    := count:u8 (key:str8 value:str8){count}      ; the wire's attrs encoding, keys sorted
 /// </code>
 /// Attributes are one binary value rather than a sub-document: any key text (dots, dollars) is stored as is, and
@@ -30,7 +30,7 @@ internal enum StoreCollection : byte
 /// </remarks>
 internal static class StoreDocuments
 {
-    public const int SchemaVersion = 1;
+    public const int SchemaVersion = 2; // 2: attributes as one binary value
 
     public static string CollectionName(StoreCollection c) => c switch
     {

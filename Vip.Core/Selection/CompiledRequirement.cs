@@ -1,0 +1,148 @@
+namespace Vip.Selection;
+
+/// <summary>
+/// A requirement bound to one <see cref="ServerSet"/>: the filter terms folded into one bitmap of the servers
+/// that pass them all, and the preferences as membership probes. Built once per (requirement, snapshot) and
+/// kept on the cache entry, so a decision only ANDs a few prepared bitmaps.
+/// </summary>
+internal sealed class CompiledRequirement
+{
+    private CompiledRequirement(ServerSet set, ulong[]? filter, Probe[] preferences)
+    {
+        Set = set;
+        Filter = filter;
+        Preferences = preferences;
+    }
+
+    public ServerSet Set { get; }
+
+    /// <summary>Servers passing every filter term; null when the requirement has no filter term.</summary>
+    public ulong[]? Filter { get; }
+
+    public Probe[] Preferences { get; }
+
+    public static CompiledRequirement Compile(RequirementExpression expression, ServerSet set)
+    {
+        ulong[]? filter = null;
+        var prefs = new List<Probe>();
+        foreach (RequirementTerm term in expression.Terms)
+        {
+            if (term.IsPreference)
+            {
+                prefs.Add(ProbeFor(term, set));
+                continue;
+            }
+
+            ulong[] bits = TermBits(term, set);
+            if (filter is null)
+            {
+                filter = bits;
+            }
+            else
+            {
+                Bits.And(filter, bits);
+            }
+        }
+
+        return new CompiledRequirement(set, filter, [.. prefs]);
+    }
+
+    private static Probe ProbeFor(RequirementTerm term, ServerSet set)
+    {
+        KeyIndex? ki = set.Keys.GetValueOrDefault(term.Key);
+        return term.Operator switch
+        {
+            RequirementOperator.Exists => new Probe(ki?.Exists ?? Posting.Empty, null, false, term.Weight),
+            RequirementOperator.Absent => new Probe(ki?.Exists ?? Posting.Empty, null, true, term.Weight),
+            RequirementOperator.Equal => new Probe(ki?.Get(term.Values[0]) ?? Posting.Empty, null, false, term.Weight),
+            RequirementOperator.NotEqual => new Probe(ki?.Get(term.Values[0]) ?? Posting.Empty, null, true, term.Weight),
+            _ => new Probe(null, TermBits(term, set), false, term.Weight),
+        };
+    }
+
+    /// <summary>The servers satisfying one term, as a fresh bitmap.</summary>
+    public static ulong[] TermBits(RequirementTerm term, ServerSet set)
+    {
+        int n = set.Count;
+        KeyIndex? ki = set.Keys.GetValueOrDefault(term.Key);
+        ulong[] bits;
+        switch (term.Operator)
+        {
+            case RequirementOperator.Exists:
+                return ki?.Exists.ToBits(n) ?? new ulong[set.WordCount];
+            case RequirementOperator.Absent:
+                bits = (ulong[])set.All.Clone();
+                if (ki is not null)
+                {
+                    Bits.AndNot(bits, ki.Exists.ToBits(n));
+                }
+
+                return bits;
+            case RequirementOperator.Equal:
+            case RequirementOperator.In:
+                bits = new ulong[set.WordCount];
+                if (ki is not null)
+                {
+                    foreach (string v in term.Values)
+                    {
+                        ki.Get(v).OrInto(bits);
+                    }
+                }
+
+                return bits;
+            case RequirementOperator.NotEqual:
+            case RequirementOperator.NotIn:
+                bits = (ulong[])set.All.Clone();
+                if (ki is not null)
+                {
+                    var hit = new ulong[set.WordCount];
+                    foreach (string v in term.Values)
+                    {
+                        ki.Get(v).OrInto(hit);
+                    }
+
+                    Bits.AndNot(bits, hit);
+                }
+
+                return bits;
+            default:
+                bits = new ulong[set.WordCount];
+                if (ki is not null)
+                {
+                    foreach ((double number, Posting servers) in ki.Numeric)
+                    {
+                        if (term.CompareNumber(number))
+                        {
+                            servers.OrInto(bits);
+                        }
+                    }
+                }
+
+                return bits;
+        }
+    }
+}
+
+/// <summary>A weighted membership test for one preference: a posting (possibly negated) or a bitmap.</summary>
+internal readonly struct Probe
+{
+    private readonly Posting? _posting;
+    private readonly ulong[]? _dense;
+    private readonly bool _negate;
+
+    public Probe(Posting? posting, ulong[]? dense, bool negate, int weight)
+    {
+        _posting = posting;
+        _dense = dense ?? posting?.Dense;
+        _negate = negate;
+        Weight = weight;
+    }
+
+    public int Weight { get; }
+
+    public bool Contains(int i)
+    {
+        bool hit = _dense is { } d ? Bits.Test(d, i) : _posting is { } p && p.Contains(i);
+        return hit != _negate;
+    }
+}

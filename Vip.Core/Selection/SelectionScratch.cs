@@ -1,0 +1,34 @@
+using Vip.Selection.Policies;
+
+namespace Vip.Selection;
+
+/// <summary>
+/// Per-thread working memory of a decision. Arrays grow with the largest snapshot seen and are then reused,
+/// so a steady stream of decisions allocates nothing. A decision never awaits, so a thread-static is safe.
+/// </summary>
+internal sealed class SelectionScratch
+{
+    [ThreadStatic]
+    private static SelectionScratch? t_current;
+
+    public ulong[] Mask = [];
+    public Probe[] Probes = new Probe[64];
+    public readonly Ranked[] Top = new Ranked[1 + SelectionResult.MaxAlternatives];
+    public readonly int[] Alternatives = new int[SelectionResult.MaxAlternatives];
+
+    public static SelectionScratch For(ServerSet set, int probes)
+    {
+        SelectionScratch s = t_current ??= new SelectionScratch();
+        if (s.Mask.Length < set.WordCount)
+        {
+            s.Mask = new ulong[set.WordCount];
+        }
+
+        if (s.Probes.Length < probes)
+        {
+            s.Probes = new Probe[probes];
+        }
+
+        return s;
+    }
+}
