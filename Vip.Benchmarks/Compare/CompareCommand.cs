@@ -87,6 +87,15 @@ internal static class CompareCommand
                     row.FailAll("failed: " + ex.Message);
                 }
             }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // A harness bug or an environment problem: say so in the table, keep the other scenarios.
+                context.Log($"  {scenario.Key}: ERROR {ex}");
+                foreach (var row in report.Rows.Skip(before))
+                {
+                    row.FailAll($"harness error: {ex.GetType().Name}: {ex.Message}");
+                }
+            }
         }
 
         var elapsed = DateTime.UtcNow - started;

@@ -13,7 +13,7 @@ internal static class LatencyChart
     private const double PanelWidth = 440;
     private const double PanelHeight = 300;
     private const double Left = 60;
-    private const double Top = 50;
+    private const double Top = 72;
     private const double Gap = 70;
     private const double MaxNines = 5; // 99.999 %
 
@@ -75,7 +75,7 @@ internal static class LatencyChart
         double X(double percentile) => x0 + (Nines(percentile) / MaxNines * PanelWidth);
         double Y(double ms) => Top + PanelHeight - ((Math.Log10(Math.Max(ms, yMin)) - Math.Log10(yMin)) / (Math.Log10(yMax) - Math.Log10(yMin)) * PanelHeight);
 
-        sb.Append(Inv($"<text x=\"{x0}\" y=\"{Top - 6}\" font-weight=\"bold\">{Escape(mode)}</text>\n"));
+        sb.Append(Inv($"<text x=\"{x0}\" y=\"{Top - 8}\" font-weight=\"bold\">redis-benchmark {Escape(mode)}</text>\n"));
         sb.Append(Inv($"<rect x=\"{x0}\" y=\"{Top}\" width=\"{PanelWidth}\" height=\"{PanelHeight}\" fill=\"none\" stroke=\"#999\"/>\n"));
         foreach (var p in PercentileTicks)
         {
@@ -96,18 +96,24 @@ internal static class LatencyChart
 
         foreach (var (style, result) in series)
         {
-            // The distribution is a step function: latency L holds from one listed percentile up to the next.
+            // A step function read as an upper bound: between two listed percentiles, the latency drawn is the
+            // later point's (at most that much), as HdrHistogram plots do.
             var points = new StringBuilder();
-            var previousMs = (double?)null;
-            foreach (var (percentile, ms) in result!.Distribution.Where(d => Nines(d.Percentile) <= MaxNines))
+            var previousPercentile = (double?)null;
+            foreach (var (percentile, ms) in result!.Distribution)
             {
-                if (previousMs is { } prev)
+                var p = Math.Min(percentile, 100);
+                if (previousPercentile is { } prev)
                 {
-                    points.Append(Inv($"{X(percentile):0.#},{Y(prev):0.#} "));
+                    points.Append(Inv($"{X(prev):0.#},{Y(ms):0.#} "));
                 }
 
-                points.Append(Inv($"{X(percentile):0.#},{Y(ms):0.#} "));
-                previousMs = ms;
+                points.Append(Inv($"{X(p):0.#},{Y(ms):0.#} "));
+                previousPercentile = p;
+                if (Nines(p) >= MaxNines)
+                {
+                    break;
+                }
             }
 
             sb.Append(Inv($"<polyline fill=\"none\" stroke=\"{style.Color}\" stroke-width=\"{style.Width}\" stroke-dasharray=\"{style.Dash}\" points=\"{points.ToString().TrimEnd()}\"/>\n"));

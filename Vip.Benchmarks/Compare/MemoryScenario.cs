@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace Vip.Benchmarks.Compare;
 
 /// <summary>
@@ -42,6 +44,7 @@ internal sealed class MemoryScenario : IScenario
 
         // Memory is quiet compared with rates: three runs are plenty.
         var runs = Math.Min(context.Runs, 3);
+        Array.ForEach(rows, r => r.Runs = runs);
         var sides = new[] { Side.Peer, Side.Vip };
         for (var run = 0; run < runs; run++)
         {
@@ -58,7 +61,8 @@ internal sealed class MemoryScenario : IScenario
                 var redisB = await scope.RedisAsync(cancellationToken);
                 var path = await Scenarios.TryStartAsync(context, side, () => side == Side.Peer
                     ? scope.HaproxyAsync([redisA, redisB], cancellationToken, maxConnections: Connections + 100, idleTimeout: TimeSpan.FromMinutes(5))
-                    : scope.VipBoxAsync([redisA, redisB], udp: false, cancellationToken), rows);
+                    : scope.VipBoxAsync([redisA, redisB], udp: false, cancellationToken,
+                        ["--max-connections", (Connections + 100).ToString(CultureInfo.InvariantCulture)]), rows);
                 if (path is null)
                 {
                     continue;

@@ -43,7 +43,8 @@ internal static partial class RedisBench
         for (var i = 0; i < lines.Length; i++)
         {
             var line = lines[i];
-            if (line.StartsWith("Latency by percentile distribution", StringComparison.Ordinal))
+            if (line.StartsWith("Latency by percentile distribution", StringComparison.Ordinal)
+                || line.StartsWith("Cumulative distribution of latencies", StringComparison.Ordinal))
             {
                 inDistribution = true;
                 continue;
@@ -85,7 +86,27 @@ internal static partial class RedisBench
             throw new PeerFailedException("redis-benchmark: no throughput or latency summary in its output");
         }
 
-        return new RedisResult(rate.Value, p50.Value, p99.Value, distribution);
+        return new RedisResult(rate.Value, p50.Value, p99.Value, Monotonic(distribution));
+    }
+
+    /// <summary>
+    /// Merges the two sections (points at fixed percentiles, points at fixed latencies — samples of one CDF) into
+    /// one list ordered by latency with non-decreasing percentiles.
+    /// </summary>
+    private static List<(double Percentile, double Ms)> Monotonic(List<(double Percentile, double Ms)> points)
+    {
+        var merged = new List<(double, double)>();
+        var highest = -1.0;
+        foreach (var (percentile, ms) in points.OrderBy(p => p.Ms).ThenBy(p => p.Percentile))
+        {
+            if (percentile > highest)
+            {
+                merged.Add((percentile, ms));
+                highest = percentile;
+            }
+        }
+
+        return merged;
     }
 
     private static double Number(string text) => double.Parse(text, NumberStyles.Float, CultureInfo.InvariantCulture);

@@ -263,6 +263,10 @@ public static class VipLoad
                                 Queue(slot);
                                 inFlight++;
                             }
+                            else if (drainUntil == long.MaxValue)
+                            {
+                                drainUntil = now + (long)(_options.DrainTimeout.TotalSeconds * Stopwatch.Frequency);
+                            }
                         }
 
                         start += total;

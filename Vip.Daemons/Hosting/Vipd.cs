@@ -9,8 +9,19 @@ internal static class Vipd
     internal static IReadOnlyList<IRole> Roles { get; } =
     [
         new HelpRole(),
-        new KeygenRole(),
         new VipRole(),
+        new KeygenRole(),
+        new Tier1Role(),
+        new Tier2Role(),
+        new AppRole(),
+        new SubmitRole(),
+        new CtlRole(),
+    ];
+
+    /// <summary>Roles that run but are not listed by <c>vipd --help</c> (test tooling).</summary>
+    internal static IReadOnlyList<IRole> HiddenRoles { get; } =
+    [
+        new StoreTortureRole(),
     ];
 
     public static async Task<int> RunAsync(string[] args)
@@ -21,7 +32,7 @@ internal static class Vipd
             return args.Length == 0 ? ExitCodes.Usage : ExitCodes.Ok;
         }
 
-        var role = Roles.FirstOrDefault(r => string.Equals(r.Name, args[0], StringComparison.Ordinal));
+        var role = Roles.Concat(HiddenRoles).FirstOrDefault(r => string.Equals(r.Name, args[0], StringComparison.Ordinal));
         if (role is null)
         {
             await Console.Error.WriteLineAsync($"vipd: unknown role '{args[0]}'. Run 'vipd --help' for the list.").ConfigureAwait(false);

@@ -57,7 +57,10 @@ internal sealed class VipRole : IRole
         when the file changes, without dropping live connections.
         """;
 
-    public async Task<int> RunAsync(string[] args)
+    public async Task<int> RunAsync(string[] args) => await RoleHost.RunAsync(Build(args)).ConfigureAwait(false);
+
+    /// <summary>Builds the role's host from <paramref name="args"/> and every configuration source, without starting it.</summary>
+    internal IHost Build(string[] args)
     {
         var builder = RoleHost.CreateBuilder(Name, args, Switches);
         var section = builder.Configuration.GetSection(ForwarderOptions.SectionName);
@@ -81,8 +84,7 @@ internal sealed class VipRole : IRole
         var drain = section.GetValue("DrainTimeout", new ForwarderOptions().DrainTimeout);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = drain + TimeSpan.FromSeconds(5));
 
-        var host = builder.Build();
-        return await RoleHost.RunAsync(host).ConfigureAwait(false);
+        return builder.Build();
     }
 
     /// <summary>

@@ -221,7 +221,7 @@ public class TcpForwardingTests
     [Test]
     public async Task A_large_transfer_arrives_intact_both_ways()
     {
-        const long Size = 192L * 1024 * 1024;
+        const long Size = 256L * 1024 * 1024;
         // The backend hashes what it receives and sends its own stream back at the same time.
         var backendReceived = new TaskCompletionSource<byte[]>();
         await using var backend = new TestServer(async s =>
@@ -529,25 +529,28 @@ public class TcpForwardingTests
         }
     }
 
-    private static void Fill(byte[] buffer, long offset, int seed)
+    // The streams repeat a random block whose length (1 MiB + 7) is prime to every chunk size, so a chunk lost,
+    // doubled or moved changes the hash; no per-byte work is needed to produce them.
+    private static byte[] Pattern(int seed)
     {
-        // A cheap deterministic stream: every 8-byte word is a function of its position and the seed.
-        for (var i = 0; i < buffer.Length; i += 8)
-        {
-            var x = (ulong)(offset + i) * 0x9E3779B97F4A7C15UL ^ (ulong)seed;
-            BitConverter.TryWriteBytes(buffer.AsSpan(i), x);
-        }
+        var block = new byte[(1 << 20) + 7];
+        new Random(seed).NextBytes(block);
+        return block;
     }
 
     private static async Task<byte[]> SendPatternAsync(Socket s, long size, int seed)
     {
+        var block = Pattern(seed);
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = new byte[256 * 1024];
-        for (long sent = 0; sent < size; sent += buffer.Length)
+        long sent = 0;
+        while (sent < size)
         {
-            Fill(buffer, sent, seed);
-            sha.AppendData(buffer);
-            await s.SendAsync(buffer);
+            var offset = (int)(sent % block.Length);
+            var n = (int)Math.Min(Math.Min(256 * 1024, block.Length - offset), size - sent);
+            var chunk = block.AsMemory(offset, n);
+            sha.AppendData(chunk.Span);
+            await s.SendAsync(chunk);
+            sent += n;
         }
 
         return sha.GetHashAndReset();
@@ -555,12 +558,15 @@ public class TcpForwardingTests
 
     private static byte[] ExpectedPatternHash(long size, int seed)
     {
+        var block = Pattern(seed);
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = new byte[256 * 1024];
-        for (long done = 0; done < size; done += buffer.Length)
+        long done = 0;
+        while (done < size)
         {
-            Fill(buffer, done, seed);
-            sha.AppendData(buffer);
+            var offset = (int)(done % block.Length);
+            var n = (int)Math.Min(block.Length - offset, size - done);
+            sha.AppendData(block, offset, n);
+            done += n;
         }
 
         return sha.GetHashAndReset();

@@ -1,5 +1,7 @@
 using System.Buffers;
+using System.Text;
 using Vip.Protocol;
+using Vip.Selection;
 
 namespace Vip.Fuzz;
 
@@ -37,13 +39,14 @@ internal static class FuzzTargets
     private static ProxyProtocolReader Proxy => _proxy ??= new ProxyProtocolReader(ProxyProtocol.DefaultMaxLength);
 
     /// <summary>Target names, as given on the command line.</summary>
-    public static readonly string[] Names = ["frame", "proxy"];
+    public static readonly string[] Names = ["frame", "proxy", "requirement"];
 
     /// <summary>Runs the named target on one input.</summary>
     public static FuzzOutcome Run(string target, ReadOnlySpan<byte> data) => target switch
     {
         "frame" => Frame(data),
         "proxy" => ProxyHeaderTarget(data),
+        "requirement" => Requirement(data),
         _ => throw new ArgumentException($"unknown fuzz target '{target}' (known: {string.Join(", ", Names)})", nameof(target)),
     };
 
@@ -299,6 +302,79 @@ internal static class FuzzTargets
             CheckException(ex);
             return "error:" + ex.Error;
         }
+    }
+
+    // ---- requirement: RequirementParser.Parse / TryParse, canonical form, matching ----
+
+    private static readonly Dictionary<string, string>[] Servers =
+    [
+        [],
+        new() { ["region"] = "eu", ["cores"] = "8", ["gpu"] = "true", ["mem"] = "16.5" },
+        new() { ["region"] = "us", ["cores"] = "NaN", ["mem"] = "1e309", ["zone"] = "-0", ["a"] = "" },
+        new() { ["cores"] = "-4", ["x"] = "+1", ["y"] = "0x10", ["z"] = "1_000" },
+    ];
+
+    /// <summary>
+    /// Requirement target: byte 0 is unused (kept so all corpora share one layout), the rest is the expression as
+    /// UTF-8 (a TASK's requirement field is validated UTF-8). TryParse and Parse must agree; a parsed expression's
+    /// canonical text must parse to the same canonical text and match every sample server the same way.
+    /// </summary>
+    public static FuzzOutcome Requirement(ReadOnlySpan<byte> data)
+    {
+        if (data.IsEmpty)
+        {
+            return FuzzOutcome.NeedMore;
+        }
+
+        var text = Encoding.UTF8.GetString(data[1..]);
+        var ok = RequirementParser.TryParse(text, null, out var expression, out var error);
+        RequirementExpression? thrown = null;
+        RequirementSyntaxException? caught = null;
+        try
+        {
+            thrown = RequirementParser.Parse(text);
+        }
+        catch (RequirementSyntaxException ex)
+        {
+            caught = ex;
+        }
+
+        if (ok != (thrown is not null) || (!ok && (caught is null || caught.Position != error!.Position || caught.Reason != error.Reason)))
+        {
+            throw new FuzzInvariantException($"TryParse ({ok}) and Parse ({thrown is not null}) disagree on '{text}'");
+        }
+
+        if (!ok)
+        {
+            if (error!.Position < 0 || error.Position > Math.Max(text.Length, RequirementLimits.Default.MaxLength) || string.IsNullOrEmpty(error.Reason))
+            {
+                throw new FuzzInvariantException($"syntax error at position {error.Position} of a {text.Length}-character requirement");
+            }
+
+            return FuzzOutcome.Rejected;
+        }
+
+        var canonical = expression!.ToString();
+        if (!RequirementParser.TryParse(canonical, null, out var again, out var againError))
+        {
+            throw new FuzzInvariantException($"canonical form '{canonical}' of '{text}' does not parse: {againError.Message}");
+        }
+
+        if (again.ToString() != canonical || again.Terms.Length != expression.Terms.Length
+            || again.FilterCount != expression.FilterCount || again.PreferenceCount != expression.PreferenceCount)
+        {
+            throw new FuzzInvariantException($"canonical form is not stable: '{text}' -> '{canonical}' -> '{again}'");
+        }
+
+        foreach (var server in Servers)
+        {
+            if (expression.Matches(server) != again.Matches(server) || expression.PreferenceScore(server) != again.PreferenceScore(server))
+            {
+                throw new FuzzInvariantException($"'{text}' and its canonical form '{canonical}' match differently");
+            }
+        }
+
+        return FuzzOutcome.Accepted;
     }
 }
 

@@ -15,7 +15,7 @@ internal static class Seeds
 {
     private static readonly KeyValuePair<string, string>[] Attrs = [new("region", "eu"), new("gpu", "true"), new("zone", "ä-1")];
 
-    private static TaskRequest Task => new("client-7", "sha256", Attrs, "region == \"eu\" && cores >= 4", "hello world"u8.ToArray());
+    private static TaskRequest Task => new("client-7", "sha256", Attrs, "region=eu, cores>=4, gpu:20", "hello world"u8.ToArray());
 
     public static IEnumerable<(string Target, string Name, byte[] Bytes)> All()
     {
@@ -27,6 +27,11 @@ internal static class Seeds
         foreach (var (name, bytes) in ProxySeeds())
         {
             yield return ("proxy", name, bytes);
+        }
+
+        foreach (var (name, text) in RequirementSeeds())
+        {
+            yield return ("requirement", name, [0, .. System.Text.Encoding.UTF8.GetBytes(text)]);
         }
     }
 
@@ -161,6 +166,43 @@ internal static class Seeds
         var shortBlock = v4.ToArray();
         BinaryPrimitives.WriteUInt16BigEndian(shortBlock.AsSpan(14), 11);
         yield return ("block-shorter-than-family", [0, .. shortBlock]);
+    }
+
+    private static IEnumerable<(string, string)> RequirementSeeds()
+    {
+        yield return ("valid-empty", "");
+        yield return ("valid-blank", "   ");
+        yield return ("valid-equal", "region=eu");
+        yield return ("valid-not-equal", "region != us");
+        yield return ("valid-exists", "gpu");
+        yield return ("valid-absent", "!gpu");
+        yield return ("valid-numeric", "cores>=4, mem > 15.5, load<0.75, disk <= 100");
+        yield return ("valid-in", "region in (eu, us, ap-south-1)");
+        yield return ("valid-notin", "zone NOTIN (a,b)");
+        yield return ("valid-weights", "region=eu:20, gpu:5, !spot:1000");
+        yield return ("valid-mixed", "region=eu, cores>=4, gpu:20, zone in (a, b):3, !draining");
+        yield return ("valid-name-chars", "k8s.io/node-pool@v1+x_y = a.b-c/d@e+f_g");
+        yield return ("valid-max-terms", string.Join(", ", Enumerable.Range(0, 32).Select(i => $"k{i}")));
+        yield return ("valid-max-list", "k in (" + string.Join(",", Enumerable.Range(0, 16).Select(i => $"v{i}")) + ")");
+        yield return ("terms-over-cap", string.Join(", ", Enumerable.Range(0, 33).Select(i => $"k{i}")));
+        yield return ("list-over-cap", "k in (" + string.Join(",", Enumerable.Range(0, 17).Select(i => $"v{i}")) + ")");
+        yield return ("weight-over-cap", "gpu:1001");
+        yield return ("weight-huge", "gpu:99999999999999999999999");
+        yield return ("length-over-cap", "k=" + new string('v', 1024));
+        yield return ("bad-number", "cores>=four");
+        yield return ("number-overflow", "cores>=1e400");
+        yield return ("missing-value", "region=");
+        yield return ("missing-weight", "gpu:");
+        yield return ("trailing-comma", "gpu,");
+        yield return ("double-comma", "a,,b");
+        yield return ("unclosed-list", "k in (a, b");
+        yield return ("empty-list", "k in ()");
+        yield return ("bad-keyword", "k within (a)");
+        yield return ("lone-bang", "!");
+        yield return ("bang-equal-space", "k ! = v");
+        yield return ("unicode", "région=é, zone=\u00e4");
+        yield return ("sql-ish", "region='eu' OR 1=1; --");
+        yield return ("control-chars", "k=\0v\t\r\n");
     }
 
     private static byte[] Proxy(ProxyHeader header)

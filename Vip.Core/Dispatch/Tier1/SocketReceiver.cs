@@ -115,7 +115,8 @@ internal sealed class SocketReceiver : IDisposable
     /// <summary>Makes room for <paramref name="size"/> contiguous bytes from the read position.</summary>
     public void EnsureCapacity(int size)
     {
-        if (_buffer is null || size <= _buffer.Length - _start)
+        _buffer ??= ArrayPool<byte>.Shared.Rent(Math.Max(size, InitialSize));
+        if (size <= _buffer.Length - _start)
         {
             return;
         }

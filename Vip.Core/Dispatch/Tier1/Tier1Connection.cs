@@ -1,7 +1,9 @@
+using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Vip.Protocol;
+using Vip.Transport;
 
 namespace Vip.Dispatch.Tier1;
 
@@ -20,11 +22,19 @@ internal sealed class Tier1Connection : IAnswerSink
     private readonly FlushBatch _batch = new();
     private readonly IPEndPoint _peer;
     private readonly bool _trusted;
+    private readonly LimitHits _limits;
+    private readonly TimeProvider _time;
     private WireEndpoint _client;
     private int _inFlight;
+    private long _lastReceive;   // timestamp of the last bytes received (idle timeout)
+    private long _partialSince;  // timestamp when the unfinished frame's first byte arrived, 0 when none (frame timeout)
+    private int _expired;        // 1 once CheckDeadlines closed the connection
 
-    public Tier1Connection(Socket socket, Tier1Dispatcher dispatcher, Tier1Options options, TrustedSources trusted, ILogger logger)
+    public Tier1Connection(Socket socket, Tier1Dispatcher dispatcher, Tier1Options options, TrustedSources trusted, ILogger logger, LimitHits limits, TimeProvider time)
     {
+        _limits = limits;
+        _time = time;
+        _lastReceive = time.GetTimestamp();
         _socket = socket;
         _dispatcher = dispatcher;
         _options = options;
@@ -42,6 +52,54 @@ internal sealed class Tier1Connection : IAnswerSink
 
     /// <summary>Closes the socket at once (server stop).</summary>
     public void Abort() => _socket.Dispose();
+
+    /// <summary>True when the peer is a trusted source (a VIP box), not counted per source.</summary>
+    public bool Trusted => _trusted;
+
+    /// <summary>The peer's address (for per-source accounting).</summary>
+    public IPAddress PeerAddress => _peer.Address;
+
+    /// <summary>
+    /// Called by the server's timer: closes the connection when a frame has been unfinished for longer than
+    /// <see cref="Tier1Options.FrameTimeout"/>, or when it is idle (nothing in flight, nothing received) for longer than
+    /// <see cref="Tier1Options.IdleTimeout"/>. Reads two timestamps; allocates nothing unless it closes.
+    /// </summary>
+    public void CheckDeadlines(long now)
+    {
+        var partial = Volatile.Read(ref _partialSince);
+        if (partial != 0 && _time.GetElapsedTime(partial, now) > _options.FrameTimeout)
+        {
+            Expire("frame_timeout", $"a frame was not complete within {_options.FrameTimeout.TotalSeconds:0.###} s");
+        }
+        else if (partial == 0 && InFlight == 0 && _time.GetElapsedTime(Volatile.Read(ref _lastReceive), now) > _options.IdleTimeout)
+        {
+            Expire("idle_timeout", $"idle for {_options.IdleTimeout.TotalSeconds:0.###} s");
+        }
+    }
+
+    private void Expire(string limit, string detail)
+    {
+        if (Interlocked.Exchange(ref _expired, 1) == 0)
+        {
+            _limits.Hit(limit, _peer, detail);
+            _socket.Dispose();
+        }
+    }
+
+    // After each receive: remember when bytes last came, and since when an unfinished frame has been waiting.
+    private void NoteReceived(int leftOver)
+    {
+        var now = _time.GetTimestamp();
+        Volatile.Write(ref _lastReceive, now);
+        if (leftOver == 0)
+        {
+            Volatile.Write(ref _partialSince, 0);
+        }
+        else if (Volatile.Read(ref _partialSince) == 0)
+        {
+            Volatile.Write(ref _partialSince, now);
+        }
+    }
 
     public FrameOutbox? Deliver(ulong clientRequestId, SocketAddress? replyTo, FrameType type, ReadOnlySpan<byte> payload)
     {
@@ -79,6 +137,7 @@ internal sealed class Tier1Connection : IAnswerSink
                     Tier1Log.ClientProtocolError(_logger, _peer, ex.Message);
                     if (ex.Error == ProtocolError.TooLarge && receiver.TryPeekRequestId(out var id))
                     {
+                        _limits.Hit("too_large", _peer, ex.Message);
                         WriteReject(id, RejectCode.TooLarge, ex.Message);
                     }
 
@@ -86,15 +145,24 @@ internal sealed class Tier1Connection : IAnswerSink
                 }
 
                 _batch.FlushAll();
+                NoteReceived(receiver.Available);
                 if (!keepOpen)
                 {
                     await CloseGentlyAsync().ConfigureAwait(false);
                     return;
                 }
 
-                while (_outbox.Backlog > _options.MaxConnectionBacklogBytes && !_outbox.IsClosed)
+                if (_outbox.Backlog > _options.MaxConnectionBacklogBytes)
                 {
-                    await _drained.WaitAsync().ConfigureAwait(false);
+                    // We stop reading while the client does not read its answers: our pause, not the client's, so the
+                    // frame and idle clocks restart when reading resumes.
+                    Volatile.Write(ref _partialSince, 0);
+                    while (_outbox.Backlog > _options.MaxConnectionBacklogBytes && !_outbox.IsClosed)
+                    {
+                        await _drained.WaitAsync().ConfigureAwait(false);
+                    }
+
+                    NoteReceived(receiver.Available);
                 }
 
                 if (_outbox.IsClosed)
@@ -129,6 +197,7 @@ internal sealed class Tier1Connection : IAnswerSink
                 {
                     Interlocked.Decrement(ref _inFlight);
                     Tier1Metrics.Rejects.Add(1);
+                    _limits.Hit("max_in_flight", _peer, $"more than {_options.MaxInFlightPerConnection} tasks in flight on one connection");
                     Write(FrameType.Reject, header.RequestId, _dispatcher.TooManyInFlight);
                     return true;
                 }
@@ -179,40 +248,41 @@ internal sealed class Tier1Connection : IAnswerSink
 
     private async Task<bool> ReadProxyHeaderAsync(SocketReceiver receiver, CancellationToken stopping)
     {
+        var reader = new ProxyProtocolReader(_options.MaxProxyHeaderLength);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         deadline.CancelAfter(_options.ProxyHeaderTimeout);
         try
         {
-            while (receiver.Available < ProxyHeader.FixedSize)
+            while (true)
             {
+                receiver.EnsureCapacity(ProxyProtocol.FixedHeaderLength + _options.MaxProxyHeaderLength);
+                if (receiver.Available > 0)
+                {
+                    // Once per connection: the copy keeps the parse on the shared codec's sequence API.
+                    var input = new ReadOnlySequence<byte>(receiver.Data.ToArray());
+                    var consumed = input.Start;
+                    var examined = input.End;
+                    if (reader.TryParse(input, ref consumed, ref examined, out var header))
+                    {
+                        receiver.Consume((int)input.Slice(0, consumed).Length);
+                        if (!header.IsLocal && header.Source.Family != 0)
+                        {
+                            _client = header.Source;
+                        }
+
+                        return true;
+                    }
+                }
+
                 if (!await receiver.ReceiveAsync(deadline.Token).ConfigureAwait(false))
                 {
                     return false;
                 }
             }
-
-            var length = ProxyHeader.ReadLength(receiver.Data, _options.MaxProxyHeaderLength);
-            receiver.EnsureCapacity(length);
-            while (receiver.Available < length)
-            {
-                if (!await receiver.ReceiveAsync(deadline.Token).ConfigureAwait(false))
-                {
-                    return false;
-                }
-            }
-
-            var source = ProxyHeader.Parse(receiver.Data[..length]);
-            receiver.Consume(length);
-            if (source.Family != 0)
-            {
-                _client = source;
-            }
-
-            return true;
         }
         catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
         {
-            Tier1Log.ClientProtocolError(_logger, _peer, "no PROXY header within the deadline");
+            _limits.Hit("proxy_header_timeout", _peer, $"no PROXY header within {_options.ProxyHeaderTimeout.TotalSeconds:0.###} s");
             return false;
         }
     }

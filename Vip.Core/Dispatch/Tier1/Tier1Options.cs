@@ -52,6 +52,21 @@ public sealed class Tier1Options
     /// <summary>Client connections accepted at once; more are closed at once. Default 10,000.</summary>
     public int MaxConnections { get; set; } = 10_000;
 
+    /// <summary>
+    /// Client connections accepted at once from one source address; more from that address are closed at once. Trusted
+    /// sources (VIP boxes, which carry many clients) are not counted. Default 100.
+    /// </summary>
+    public int MaxConnectionsPerSource { get; set; } = 100;
+
+    /// <summary>
+    /// A frame, once its first byte has arrived, must be complete (header and payload) within this time, or the
+    /// connection is closed (slowloris). Default 10 s.
+    /// </summary>
+    public TimeSpan FrameTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>A client connection with no task in flight that sends nothing for this long is closed. Default 5 minutes.</summary>
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
     /// <summary>Answer bytes a client connection may leave unread before tier-1 stops reading its tasks. Default 1 MiB.</summary>
     public int MaxConnectionBacklogBytes { get; set; } = 1024 * 1024;
 
@@ -61,7 +76,7 @@ public sealed class Tier1Options
     /// <summary>How long a trusted source has to send its PROXY header. Default 5 s.</summary>
     public TimeSpan ProxyHeaderTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Largest PROXY v2 header (address block and TLVs) accepted. Default 512 bytes.</summary>
+    /// <summary>Cap on a PROXY v2 header's length field (address block and TLVs). Default 512 bytes.</summary>
     public int MaxProxyHeaderLength { get; set; } = 512;
 
     /// <summary>Deadline to connect to a tier-2 daemon. Default 2 s.</summary>
@@ -114,6 +129,7 @@ public sealed class Tier1Options
         Positive(MaxInFlightPerConnection, nameof(MaxInFlightPerConnection));
         Positive(MaxInFlightPerTier2, nameof(MaxInFlightPerTier2));
         Positive(MaxConnections, nameof(MaxConnections));
+        Positive(MaxConnectionsPerSource, nameof(MaxConnectionsPerSource));
         Positive(FailureThreshold, nameof(FailureThreshold));
         if (MaxInFlight is < 1 or > 1 << 24)
         {
@@ -125,13 +141,15 @@ public sealed class Tier1Options
             throw new ArgumentException("Tier1:MaxConnectionBacklogBytes must be at least 4096", nameof(MaxConnectionBacklogBytes));
         }
 
-        if (MaxProxyHeaderLength is < 216 or > 65535)
+        if (MaxProxyHeaderLength is < ProxyProtocol.IPv6AddressBlockLength or > 65535)
         {
-            throw new ArgumentException("Tier1:MaxProxyHeaderLength must be between 216 and 65535", nameof(MaxProxyHeaderLength));
+            throw new ArgumentException("Tier1:MaxProxyHeaderLength must be between 36 and 65535", nameof(MaxProxyHeaderLength));
         }
 
         Duration(RequestTimeout, nameof(RequestTimeout));
         Duration(ProxyHeaderTimeout, nameof(ProxyHeaderTimeout));
+        Duration(FrameTimeout, nameof(FrameTimeout));
+        Duration(IdleTimeout, nameof(IdleTimeout));
         Duration(ConnectTimeout, nameof(ConnectTimeout));
         Duration(ReconnectMinDelay, nameof(ReconnectMinDelay));
         Duration(ReconnectMaxDelay, nameof(ReconnectMaxDelay));

@@ -4,6 +4,8 @@ using System.Net.Sockets;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Vip.Protocol;
+using Vip.Transport;
 
 namespace Vip.Dispatch.Tier1;
 
@@ -30,6 +32,8 @@ public sealed class Tier1Server : IHostedService, IAsyncDisposable
     private readonly Tier1Dispatcher _dispatcher;
     private readonly TrustedSources _trusted;
     private readonly ConcurrentDictionary<Tier1Connection, byte> _connections = new();
+    private readonly ConcurrentDictionary<IPAddress, int> _perSource = new();
+    private readonly LimitHits _limits;
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<Task> _loops = [];
     private Socket? _listener;
@@ -47,6 +51,7 @@ public sealed class Tier1Server : IHostedService, IAsyncDisposable
         _time = timeProvider ?? TimeProvider.System;
         _trusted = new TrustedSources(options.TrustedProxies);
         _dispatcher = new Tier1Dispatcher(options, _time, _logger);
+        _limits = new LimitHits(Tier1Metrics.Limits, _logger, _time);
     }
 
     /// <summary>The bound TCP address (the port is known after <see cref="StartAsync"/>).</summary>
@@ -177,7 +182,18 @@ public sealed class Tier1Server : IHostedService, IAsyncDisposable
             if (Interlocked.Increment(ref _connectionCount) > _options.MaxConnections)
             {
                 Interlocked.Decrement(ref _connectionCount);
-                Tier1Log.ConnectionRefused(_logger, socket.RemoteEndPoint!, $"more than {_options.MaxConnections} connections");
+                _limits.Hit("max_connections", socket.RemoteEndPoint, $"more than {_options.MaxConnections} connections");
+                socket.Dispose();
+                continue;
+            }
+
+            var source = (socket.RemoteEndPoint as IPEndPoint)?.Address;
+            if (source is not null && !_trusted.Contains(WireEndpoint.From(source, 0))
+                && _perSource.AddOrUpdate(source, 1, static (_, n) => n + 1) > _options.MaxConnectionsPerSource)
+            {
+                ReleaseSource(source);
+                Interlocked.Decrement(ref _connectionCount);
+                _limits.Hit("max_connections_per_source", socket.RemoteEndPoint, $"more than {_options.MaxConnectionsPerSource} connections from {source}");
                 socket.Dispose();
                 continue;
             }
@@ -192,10 +208,15 @@ public sealed class Tier1Server : IHostedService, IAsyncDisposable
         Tier1Connection connection;
         try
         {
-            connection = new Tier1Connection(socket, _dispatcher, _options, _trusted, _logger);
+            connection = new Tier1Connection(socket, _dispatcher, _options, _trusted, _logger, _limits, _time);
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
         {
+            if ((socket.RemoteEndPoint as IPEndPoint)?.Address is { } peer && !_trusted.Contains(WireEndpoint.From(peer, 0)))
+            {
+                ReleaseSource(peer);
+            }
+
             Interlocked.Decrement(ref _connectionCount);
             socket.Dispose();
             return;
@@ -215,6 +236,11 @@ public sealed class Tier1Server : IHostedService, IAsyncDisposable
         finally
         {
             _connections.TryRemove(connection, out _);
+            if (!connection.Trusted)
+            {
+                ReleaseSource(connection.PeerAddress);
+            }
+
             Tier1Metrics.Connections.Add(-1);
             Interlocked.Decrement(ref _connectionCount);
         }
@@ -233,6 +259,11 @@ public sealed class Tier1Server : IHostedService, IAsyncDisposable
                 try
                 {
                     _dispatcher.ExpireTimedOut(batch);
+                    var now = _time.GetTimestamp();
+                    foreach (var entry in _connections)
+                    {
+                        entry.Key.CheckDeadlines(now);
+                    }
                     if (_time.GetElapsedTime(lastPing) >= _options.PingInterval)
                     {
                         lastPing = _time.GetTimestamp();
@@ -252,6 +283,18 @@ public sealed class Tier1Server : IHostedService, IAsyncDisposable
         }
         catch (OperationCanceledException)
         {
+        }
+    }
+
+    private void ReleaseSource(IPAddress source)
+    {
+        // Decrement, and drop the entry at zero so the table holds only sources with open connections.
+        while (_perSource.TryGetValue(source, out var n))
+        {
+            if (n <= 1 ? _perSource.TryRemove(new KeyValuePair<IPAddress, int>(source, n)) : _perSource.TryUpdate(source, n - 1, n))
+            {
+                return;
+            }
         }
     }
 

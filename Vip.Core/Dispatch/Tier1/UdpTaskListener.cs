@@ -18,6 +18,7 @@ internal sealed class UdpTaskListener : IAnswerSink, IDisposable
     private readonly TrustedSources _trusted;
     private readonly ILogger _logger;
     private readonly FrameReader _frames;
+    private readonly ProxyProtocolReader _proxyReader;
     private readonly FlushBatch _batch = new();
     private readonly object _sendLock = new();
     private readonly byte[] _sendBuffer;
@@ -31,6 +32,7 @@ internal sealed class UdpTaskListener : IAnswerSink, IDisposable
         _trusted = trusted;
         _logger = logger;
         _frames = new FrameReader(options.Limits);
+        _proxyReader = new ProxyProtocolReader(options.MaxProxyHeaderLength);
         _sendBuffer = new byte[FrameHeader.Size + Math.Min(options.Limits.MaxPayload, 65507)];
     }
 
@@ -107,16 +109,10 @@ internal sealed class UdpTaskListener : IAnswerSink, IDisposable
         var client = source;
         if (_trusted.Contains(source))
         {
-            var length = ProxyHeader.ReadLength(datagram, _options.MaxProxyHeaderLength);
-            if (datagram.Length < length)
+            var proxied = _proxyReader.ParseDatagram(datagram, out var length);
+            if (!proxied.IsLocal && proxied.Source.Family != 0)
             {
-                VipProtocolException.Throw(ProtocolError.BadProxyHeader, "datagram shorter than its PROXY header");
-            }
-
-            var proxied = ProxyHeader.Parse(datagram[..length]);
-            if (proxied.Family != 0)
-            {
-                client = proxied;
+                client = proxied.Source;
             }
 
             datagram = datagram[length..];
