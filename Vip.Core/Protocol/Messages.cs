@@ -77,9 +77,9 @@ public sealed record Redirect(string ServerId, WireEndpoint Server, long Expires
         get
         {
             var n = WireSize.Str8(ServerId) + Server.WireSize + 8 + 2 + Ticket.Length + 1;
-            foreach (var a in Alternatives)
+            for (var i = 0; i < Alternatives.Count; i++)
             {
-                n += WireSize.Str8(a.ServerId) + a.Server.WireSize;
+                n += WireSize.Str8(Alternatives[i].ServerId) + Alternatives[i].Server.WireSize;
             }
 
             return n;
@@ -100,10 +100,10 @@ public sealed record Redirect(string ServerId, WireEndpoint Server, long Expires
         writer.WriteI64(ExpiresUnixMs);
         writer.WriteBytes16(Ticket.Span);
         writer.WriteU8((byte)Alternatives.Count);
-        foreach (var a in Alternatives)
+        for (var i = 0; i < Alternatives.Count; i++)
         {
-            writer.WriteStr8(a.ServerId);
-            writer.WriteEndpoint(a.Server);
+            writer.WriteStr8(Alternatives[i].ServerId);
+            writer.WriteEndpoint(Alternatives[i].Server);
         }
     }
 
