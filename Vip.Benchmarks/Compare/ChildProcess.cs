@@ -103,17 +103,27 @@ internal sealed class ChildProcess : IAsyncDisposable
             _awaited.Add((text, seen));
         }
 
-        var deadline = DateTime.UtcNow + timeout;
-        while (!seen.Task.IsCompleted)
+        try
         {
-            ThrowIfExited();
-            if (DateTime.UtcNow > deadline)
+            var deadline = DateTime.UtcNow + timeout;
+            while (!seen.Task.IsCompleted)
             {
-                throw new PeerFailedException($"{Name} did not print '{text}' within {timeout.TotalSeconds:0} s: {Tail()}");
-            }
+                ThrowIfExited();
+                if (DateTime.UtcNow > deadline)
+                {
+                    throw new PeerFailedException($"{Name} did not print '{text}' within {timeout.TotalSeconds:0} s: {Tail()}");
+                }
 
-            await Task.WhenAny(seen.Task, Task.Delay(50, cancellationToken));
-            cancellationToken.ThrowIfCancellationRequested();
+                await Task.WhenAny(seen.Task, Task.Delay(50, cancellationToken));
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                _awaited.RemoveAll(a => a.Seen == seen);
+            }
         }
     }
 

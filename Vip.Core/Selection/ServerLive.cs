@@ -14,7 +14,7 @@ internal sealed class ServerLive
     public volatile int Active;
     public int Issued;                // tickets issued since the last heartbeat (Interlocked)
     public volatile int Capacity;
-    public double LoadScale;          // uint.MaxValue / Capacity: load key without a division per decision
+    public ulong LoadFactor;          // ⌊2^32 ÷ Capacity⌋: the load fraction without a division per decision
     public long Pass;                 // weighted round robin: virtual finish time (wrapping arithmetic)
     public long Stride;               // weighted round robin: 2^32 / weight
     public readonly ulong IdHash;     // stable hash of the id, for rendezvous hashing
@@ -24,7 +24,7 @@ internal sealed class ServerLive
     public void SetCapacity(int capacity, int weight)
     {
         Capacity = capacity;
-        Volatile.Write(ref LoadScale, uint.MaxValue / (double)capacity);
+        Volatile.Write(ref LoadFactor, (1UL << 32) / (ulong)capacity);
         Volatile.Write(ref Stride, (1L << 32) / Math.Max(1, weight));
     }
 

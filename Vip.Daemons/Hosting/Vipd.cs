@@ -12,7 +12,10 @@ internal static class Vipd
         new VipRole(),
         new KeygenRole(),
         new Tier1Role(),
+        new Tier2Role(),
+        new AppRole(),
         new SubmitRole(),
+        new CtlRole(),
     ];
 
     /// <summary>Roles that run but are not listed by <c>vipd --help</c> (test tooling).</summary>

@@ -18,12 +18,80 @@ internal sealed class VipdProcess : IDisposable
     private readonly ConcurrentQueue<string> _lines = new();
     private Process? _process;
 
-    public VipdProcess(string name, string role, IEnumerable<string> args, string? netns = null)
+    public VipdProcess(string name, string role, IEnumerable<string> args, string? netns = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         Name = name;
         Role = role;
         _args = [.. args];
         _netns = netns;
+        _environment = environment ?? new Dictionary<string, string>();
+    }
+
+    private readonly IReadOnlyDictionary<string, string> _environment;
+
+    /// <summary>Line arrival times (Stopwatch timestamps), parallel to the kept lines, for measuring reaction times.</summary>
+    private readonly ConcurrentQueue<(long At, string Line)> _timed = new();
+
+    /// <summary>The Stopwatch timestamp of the first line after <paramref name="since"/> containing <paramref name="text"/>, or null.</summary>
+    public long? FirstLineAfter(long since, string text)
+    {
+        foreach (var (at, line) in _timed)
+        {
+            if (at >= since && line.Contains(text, StringComparison.Ordinal))
+            {
+                return at;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Runs a vipd command to its end (keygen, submit) and returns its exit code and output.</summary>
+    public static (int Code, string Stdout, string Stderr) RunToEnd(string role, IEnumerable<string> args, TimeSpan timeout, string? netns = null)
+    {
+        var psi = new ProcessStartInfo { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (netns is not null)
+        {
+            psi.FileName = "ip";
+            foreach (var a in (string[])["netns", "exec", netns, RepoPaths.DotnetHost])
+            {
+                psi.ArgumentList.Add(a);
+            }
+        }
+        else
+        {
+            psi.FileName = RepoPaths.DotnetHost;
+        }
+
+        psi.ArgumentList.Add(RepoPaths.VipdDll);
+        psi.ArgumentList.Add(role);
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var p = Process.Start(psi)!;
+        ProcessRegistry.Add(p.Id);
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(timeout))
+        {
+            p.Kill();
+            p.WaitForExit(5000);
+            ProcessRegistry.Remove(p.Id);
+            return (-1, stdout.Result, stderr.Result + $"\n(killed after {timeout.TotalSeconds} s)");
+        }
+
+        p.WaitForExit();
+        ProcessRegistry.Remove(p.Id);
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    /// <summary>True when this build of vipd has <paramref name="role"/>.</summary>
+    public static bool HasRole(string role)
+    {
+        var (code, _, _) = RunToEnd(role, ["--help"], TimeSpan.FromSeconds(60));
+        return code == 0;
     }
 
     /// <summary>A label for messages (e.g. "tier1-a").</summary>
@@ -88,6 +156,10 @@ internal sealed class VipdProcess : IDisposable
         psi.Environment["DOTNET_ENVIRONMENT"] = "Test";
         psi.Environment["DOTNET_gcServer"] = "0";
         psi.Environment["DOTNET_TieredPGO"] = "0";
+        foreach (var (k, v) in _environment)
+        {
+            psi.Environment[k] = v;
+        }
         var p = new Process { StartInfo = psi, EnableRaisingEvents = true };
         p.OutputDataReceived += (_, e) => Keep(e.Data);
         p.ErrorDataReceived += (_, e) => Keep(e.Data);
@@ -191,6 +263,11 @@ internal sealed class VipdProcess : IDisposable
         }
 
         _lines.Enqueue(line);
+        _timed.Enqueue((Stopwatch.GetTimestamp(), line));
+        while (_timed.Count > 20_000 && _timed.TryDequeue(out _))
+        {
+        }
+
         while (_lines.Count > KeptLines && _lines.TryDequeue(out _))
         {
         }
