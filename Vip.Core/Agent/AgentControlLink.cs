@@ -113,9 +113,11 @@ internal sealed class AgentControlLink
         _deregistered = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
         var receive = connection.RunAsync(OnFrame, CancellationToken.None);
         _connection = connection;
+        var registerSent = false;
         try
         {
             await connection.SendAsync(RegisterRequestId, _agent.CreateRegister(), stopping).ConfigureAwait(false);
+            registerSent = true;
             RegisterOk ok;
             try
             {
@@ -155,17 +157,19 @@ internal sealed class AgentControlLink
                 }
             }
 
-            if (stopping.IsCancellationRequested && !connection.Closed.IsCancellationRequested)
-            {
-                await DeregisterAsync(connection).ConfigureAwait(false);
-            }
-            else if (!stopping.IsCancellationRequested)
+            if (!stopping.IsCancellationRequested)
             {
                 throw new IOException("the tier-2 daemon closed the control link");
             }
         }
         finally
         {
+            // Stopping, even before the REGISTER-OK arrived: leave cleanly rather than wait for expiry.
+            if (stopping.IsCancellationRequested && registerSent && !connection.Closed.IsCancellationRequested)
+            {
+                await DeregisterAsync(connection).ConfigureAwait(false);
+            }
+
             connection.Close();
             await receive.ConfigureAwait(false);
         }

@@ -20,6 +20,9 @@ internal static class Vipd
     [
         new IdleRole(),
         new StoreTortureRole(),
+        new Tier2Role(),
+        new AppRole(),
+        new CtlRole(),
     ];
 
     public static async Task<int> RunAsync(string[] args)

@@ -48,7 +48,7 @@ internal sealed class CtlRole : IRole
           networks set CIDR k=v [k=v ...]  client attributes for every address in CIDR
           networks rm CIDR                 delete a network rule
           networks list                    every network rule
-          explain --client ID [--require EXPR] [--ip ADDRESS]
+          explain --client ID [--require EXPR] [--ip ADDRESS] [--kind KIND]
                                            every server, kept or dropped for that client, and why
 
         switches also come from configuration: Ctl:Control, Ctl:TokenFile, Ctl:Timeout
@@ -70,7 +70,7 @@ internal sealed class CtlRole : IRole
             {
                 json = true;
             }
-            else if (a is "--control" or "--token-file" or "--timeout" or "--client" or "--require" or "--ip")
+            else if (a is "--control" or "--token-file" or "--timeout" or "--client" or "--require" or "--ip" or "--kind")
             {
                 if (i + 1 >= args.Length)
                 {
@@ -223,16 +223,13 @@ internal sealed class CtlRole : IRole
                     throw new StartupException("explain needs --client ID");
                 }
 
-                var args = new List<string> { client, switches.GetValueOrDefault("--require") ?? "" };
-                if (switches.TryGetValue("--ip", out var ip))
+                var ip = switches.GetValueOrDefault("--ip") ?? "";
+                if (ip.Length > 0 && !IPAddress.TryParse(ip, out _))
                 {
-                    if (!IPAddress.TryParse(ip, out _))
-                    {
-                        throw new StartupException($"--ip '{ip}' is not an IP address");
-                    }
-
-                    args.Add(ip);
+                    throw new StartupException($"--ip '{ip}' is not an IP address");
                 }
+
+                var args = new List<string> { client, switches.GetValueOrDefault("--require") ?? "", ip, switches.GetValueOrDefault("--kind") ?? "" };
 
                 return (Tier2AdminCommands.Explain, args);
         }
@@ -391,14 +388,20 @@ internal sealed class CtlRole : IRole
                 _out.WriteLine($"client {root.GetProperty("id").GetString()}: {Attrs(root.GetProperty("attributes"))}");
                 break;
             case Tier2AdminCommands.Explain:
-                _out.WriteLine($"client {root.GetProperty("client").GetString()} ({(root.GetProperty("known").GetBoolean() ? "known" : "unknown")}), " +
-                    $"attributes {Attrs(root.GetProperty("clientAttributes"))}, requirement '{root.GetProperty("requirement").GetString()}'");
-                PrintTable(["SERVER", "KEPT", "SCORE", "REASON"], root.GetProperty("servers").EnumerateArray().Select(s => new[]
+                _out.WriteLine($"client {(root.GetProperty("clientKnown").GetBoolean() ? "known" : "unknown (no record)")}, attributes {Attrs(root.GetProperty("clientAttributes"))}, " +
+                    $"requirement '{(root.TryGetProperty("requirement", out var req) ? req.GetString() : "")}'");
+                _out.WriteLine($"outcome: {root.GetProperty("outcome").GetString()}" +
+                    (root.TryGetProperty("chosen", out var chosen) && chosen.ValueKind == JsonValueKind.String ? $", would choose {chosen.GetString()}" : "") +
+                    (root.TryGetProperty("message", out var msg) ? $" ({msg.GetString()})" : ""));
+                PrintTable(["SERVER", "KEPT", "RANK", "SCORE", "LOAD", "STATE", "REASON"], root.GetProperty("servers").EnumerateArray().Select(s => new[]
                 {
                     s.GetProperty("id").GetString()!,
                     s.GetProperty("kept").GetBoolean() ? "yes" : "no",
-                    s.GetProperty("score").GetDouble().ToString("0.###", CultureInfo.InvariantCulture),
-                    s.GetProperty("reason").GetString()!,
+                    s.GetProperty("rank").GetInt32() >= 0 ? s.GetProperty("rank").GetInt32().ToString(CultureInfo.InvariantCulture) : "-",
+                    s.GetProperty("score").GetInt32().ToString(CultureInfo.InvariantCulture),
+                    (s.GetProperty("load").GetDouble() * 100).ToString("0.#", CultureInfo.InvariantCulture) + "%",
+                    s.GetProperty("state").GetString()!,
+                    s.GetProperty("reason").GetString() + (s.TryGetProperty("detail", out var d) ? ": " + d.GetString() : ""),
                 }));
                 break;
             default:
@@ -522,7 +525,7 @@ internal sealed class CtlRole : IRole
             case Tier2AdminCommands.Explain:
                 foreach (var s in root.GetProperty("servers").EnumerateArray())
                 {
-                    map["server " + s.GetProperty("id").GetString()] = s.GetProperty("kept").GetBoolean() ? "kept" : "dropped: " + s.GetProperty("reason").GetString();
+                    map["server " + s.GetProperty("id").GetString()] = s.GetProperty("kept").GetBoolean() ? "kept" : "dropped (" + s.GetProperty("reason").GetString() + ")";
                 }
 
                 break;

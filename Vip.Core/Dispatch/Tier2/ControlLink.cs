@@ -47,6 +47,9 @@ internal sealed class ControlLink
     /// <summary>The server id registered on this link, once REGISTER was accepted.</summary>
     public string? ServerId { get; set; }
 
+    /// <summary>The registered server with its encoded id, once REGISTER was accepted.</summary>
+    public Tier2Server.LinkedServer? Server { get; set; }
+
     public bool IsClosed => Volatile.Read(ref _isClosed) != 0;
 
     public CancellationToken Closed => _closed.Token;
