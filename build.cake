@@ -41,23 +41,47 @@ Task("Test")
 
 Task("Pack")
     .IsDependentOn("Build")
-    .Does(() => DotNetPack("./Vip.Core/Vip.Core.csproj", new DotNetPackSettings
+    .Does(() =>
+{
+    // Vip.Core only: .nupkg (README, LICENSE, XML docs) and .snupkg (portable PDB with SourceLink when the clone
+    // has a hosted git remote; see Vip.Core/Directory.Build.targets). Vip.Tests/Packaging checks what it contains
+    // and that a fresh project can restore, build and run against it.
+    var packages = artifacts + Directory("packages");
+    CleanDirectory(packages);
+    DotNetPack("./Vip.Core/Vip.Core.csproj", new DotNetPackSettings
     {
         Configuration = configuration,
         NoBuild = true,
         NoRestore = true,
-        OutputDirectory = artifacts + Directory("packages"),
-    }));
+        OutputDirectory = packages,
+    });
+    foreach (var file in GetFiles(packages.Path.FullPath + "/*.*nupkg"))
+    {
+        Information("packed {0}", file.GetFilename());
+    }
+});
 
 Task("Bench")
     .IsDependentOn("Build")
     .Does(() =>
 {
-    // Micro benchmarks first, then the side-by-side comparison against HAProxy and direct connections.
-    DotNetRun("./Vip.Benchmarks/Vip.Benchmarks.csproj", new ProcessArgumentBuilder().Append("--filter").Append("*").Append("--join"),
-        new DotNetRunSettings { Configuration = "Release", NoBuild = true, NoRestore = true });
-    DotNetRun("./Vip.Benchmarks/Vip.Benchmarks.csproj", new ProcessArgumentBuilder().Append("compare"),
-        new DotNetRunSettings { Configuration = "Release", NoBuild = true, NoRestore = true });
+    // Micro benchmarks (BenchmarkDotNet, short job), then the side-by-side comparison against HAProxy, nginx and
+    // direct connections (docs/benchmarks.md). --quick=true shortens the comparison; --write-docs=true rewrites the
+    // generated regions of docs/benchmarks.md; --only=bulk,rr,... picks comparison scenarios; --micro=false skips BDN.
+    var settings = new DotNetRunSettings { Configuration = configuration, NoBuild = true, NoRestore = true };
+    if (Argument("micro", true))
+    {
+        DotNetRun("./Vip.Benchmarks/Vip.Benchmarks.csproj",
+            new ProcessArgumentBuilder().Append("--filter").Append("*").Append("--job").Append("short").Append("--join"), settings);
+    }
+
+    var compare = new ProcessArgumentBuilder().Append("compare")
+        .Append("--vipd").AppendQuoted(MakeAbsolute(File($"./Vip.Daemons/bin/{configuration}/net10.0/vipd.dll")).FullPath);
+    if (Argument("quick", false)) compare.Append("--quick");
+    if (Argument("write-docs", false)) compare.Append("--write-docs");
+    var only = Argument("only", "");
+    if (only != "") compare.Append("--only").Append(only);
+    DotNetRun("./Vip.Benchmarks/Vip.Benchmarks.csproj", compare, settings);
 });
 
 Task("Demo")

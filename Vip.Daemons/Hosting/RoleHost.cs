@@ -1,60 +1,189 @@
-using System.Net.Sockets;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Hosting.Systemd;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
 
 namespace Vip.Daemons.Hosting;
 
-/// <summary>Builds and runs the generic host of one role: configuration, logging, systemd integration.</summary>
+/// <summary>Builds and runs the generic host of one role: configuration, logging, systemd, health, metrics.</summary>
 /// <remarks>
-/// Configuration, lowest precedence first: <c>appsettings.json</c>, <c>appsettings.ROLE.json</c> (both next to
-/// the executable, or in the working directory), environment variables prefixed <c>VIPD_</c> (<c>__</c> separates
-/// sections), then command-line switches. Each role maps its short switches (<c>--listen</c>) onto configuration
-/// keys (<c>Vip:Listen</c>); switches listed as repeatable (<c>--attr k=v --attr k=v</c>) become indexed keys.
+/// <para>Configuration, lowest precedence first: <c>appsettings.json</c> and <c>appsettings.ROLE.json</c> next to the
+/// executable, then the same two in the working directory, then the file named by <c>--config PATH</c> (or the
+/// <c>VIPD_CONFIG</c> environment variable; reloaded when it changes), then environment variables prefixed
+/// <c>VIPD_</c> (<c>__</c> separates sections: <c>VIPD_Vip__Listen</c>), then command-line switches. Each role maps its
+/// short switches (<c>--listen</c>) onto configuration keys (<c>Vip:Listen</c>); switches listed as repeatable
+/// (<c>--attr k=v --attr k=v</c>) become indexed keys (<c>App:Attr:0</c>, <c>App:Attr:1</c>). Every role also takes
+/// <c>--config PATH</c> and <c>--metrics HOST:PORT</c> (<see cref="MetricsExport"/>).</para>
+/// <para><b>For role authors</b> — what makes a role a well-behaved daemon:</para>
+/// <list type="number">
+/// <item><b>Bind listeners in <c>IHostedService.StartAsync</c></b> (not in <c>ExecuteAsync</c> of a
+/// <c>BackgroundService</c>, which runs after start-up has been declared done). systemd gets READY=1 when every
+/// hosted service's StartAsync has returned, and READY=1 must mean "listening": a client, a health check or the
+/// next unit in the chain (After=) may connect the moment it arrives. Wrap the bind in
+/// <see cref="ConfigParse.Bind{T}"/> so "address in use" names the configuration key.</item>
+/// <item><b>Parse and check configuration before anything opens</b>, with <see cref="ConfigParse"/> (addresses,
+/// lists, files that must exist, paths that must be writable, durations) or
+/// <see cref="ValidatedOptions.AddValidatedOptions{TOptions}"/>. Both become one clear line and exit code 78.</item>
+/// <item><b>Report health</b> through <see cref="IHealthSignal"/> (from DI): <c>Report(component, healthy, reason)</c>
+/// on a change, or <c>AddProbe(component, () =&gt; reasonOrNull)</c>. While anything is unhealthy the systemd
+/// watchdog is not petted and systemd restarts the service.</item>
+/// <item><b>Drain in <c>StopAsync</c></b>: stop accepting, let work in flight finish within the token's deadline
+/// (<see cref="HostOptions.ShutdownTimeout"/>, 30 s; the unit files allow 45 s), then return. SIGTERM ends in exit 0.</item>
+/// <item>Durable files go under <see cref="StateDirectory"/> by default (systemd's StateDirectory=).</item>
+/// </list>
 /// </remarks>
 internal static class RoleHost
 {
+    /// <summary>Switches every role accepts, and the configuration keys they set.</summary>
+    public static IReadOnlyDictionary<string, string> CommonSwitches { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["--config"] = ConfigFileKey,
+        ["--metrics"] = MetricsExport.ListenKey,
+    };
+
+    /// <summary>Configuration key of the extra JSON file (<c>--config</c>, or env <c>VIPD_CONFIG</c>).</summary>
+    public const string ConfigFileKey = "Config";
+
+    /// <summary>
+    /// Where a role keeps durable files when configuration names no path: systemd's <c>$STATE_DIRECTORY</c>
+    /// (the first entry, from StateDirectory= in the unit) or, outside systemd, the working directory.
+    /// </summary>
+    public static string StateDirectory
+    {
+        get
+        {
+            var fromSystemd = Environment.GetEnvironmentVariable("STATE_DIRECTORY");
+            return string.IsNullOrEmpty(fromSystemd) ? Directory.GetCurrentDirectory() : fromSystemd.Split(':')[0];
+        }
+    }
+
     /// <summary>Creates a host builder for <paramref name="role"/> with configuration from every source.</summary>
+    /// <exception cref="StartupException">A switch is unknown, or a configuration file is missing or malformed.</exception>
     public static HostApplicationBuilder CreateBuilder(
         string role,
         string[] args,
         IReadOnlyDictionary<string, string> switchMappings,
         IReadOnlyCollection<string>? repeatableSwitches = null)
     {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+        ArgumentNullException.ThrowIfNull(switchMappings);
+        var mappings = new Dictionary<string, string>(CommonSwitches, StringComparer.Ordinal);
+        foreach (var (name, key) in switchMappings)
         {
-            ApplicationName = "vipd-" + role,
-            ContentRootPath = AppContext.BaseDirectory,
-            DisableDefaults = false,
+            mappings[name] = key; // a role may redefine a common switch
+        }
+
+        var switches = SwitchParser.Parse(args, mappings, repeatableSwitches ?? []);
+        HostApplicationBuilder builder;
+        try
+        {
+            builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+            {
+                ApplicationName = "vipd-" + role,
+                ContentRootPath = AppContext.BaseDirectory,
+                DisableDefaults = false,
+            });
+
+            var baseDir = AppContext.BaseDirectory;
+            builder.Configuration.AddJsonFile(Path.Combine(baseDir, $"appsettings.{role}.json"), optional: true, reloadOnChange: true);
+
+            // The working directory is whatever the caller had (often "/" under systemd): read, but never watched,
+            // because a watcher on a directory covers everything below it.
+            var cwd = Directory.GetCurrentDirectory();
+            if (!string.Equals(Path.GetFullPath(cwd).TrimEnd('/'), Path.GetFullPath(baseDir).TrimEnd('/'), StringComparison.Ordinal))
+            {
+                builder.Configuration.AddJsonFile(Path.Combine(cwd, "appsettings.json"), optional: true, reloadOnChange: false);
+                builder.Configuration.AddJsonFile(Path.Combine(cwd, $"appsettings.{role}.json"), optional: true, reloadOnChange: false);
+            }
+
+            var configFile = switches.GetValueOrDefault(ConfigFileKey) ?? Environment.GetEnvironmentVariable("VIPD_CONFIG");
+            if (!string.IsNullOrWhiteSpace(configFile))
+            {
+                var path = ConfigParse.ReadableFile(configFile, "--config");
+                builder.Configuration.AddJsonFile(path, optional: false, reloadOnChange: true);
+            }
+
+            builder.Configuration.AddEnvironmentVariables("VIPD_");
+            builder.Configuration.AddInMemoryCollection(switches);
+        }
+        catch (Exception ex) when (ex is not StartupException && StartupErrors.TryDescribe(ex, out var line))
+        {
+            throw new StartupException(line, ex);
+        }
+
+        ConfigureLogging(builder);
+
+        // Type=notify: READY=1 once every hosted service has started, STOPPING=1 on stop, journald log format.
+        // Only active when the process runs as a systemd service (see SystemdIntegration for the detection).
+        builder.Services.AddVipSystemd();
+        builder.Services.Configure<HostOptions>(o =>
+        {
+            o.ShutdownTimeout = TimeSpan.FromSeconds(30);
+            o.BackgroundServiceExceptionBehavior = BackgroundServiceExceptionBehavior.StopHost;
         });
 
-        builder.Configuration.AddJsonFile(Path.Combine(AppContext.BaseDirectory, $"appsettings.{role}.json"), optional: true, reloadOnChange: true);
-        builder.Configuration.AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), "appsettings.json"), optional: true, reloadOnChange: true);
-        builder.Configuration.AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), $"appsettings.{role}.json"), optional: true, reloadOnChange: true);
-        builder.Configuration.AddEnvironmentVariables("VIPD_");
-        builder.Configuration.AddInMemoryCollection(SwitchParser.Parse(args, switchMappings, repeatableSwitches ?? []));
-
-        builder.Services.AddSystemd();
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
+        builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<VipHealth>();
+        builder.Services.AddSingleton<IHealthSignal>(sp => sp.GetRequiredService<VipHealth>());
+        builder.Services.AddSingleton(WatchdogSettings.FromEnvironment(Environment.GetEnvironmentVariable, Environment.ProcessId));
+        builder.Services.AddSingleton<SystemdWatchdog>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<SystemdWatchdog>());
+        builder.Services.AddSingleton(new RoleIdentity(role, MetricsExport.AddIfConfigured(builder, role)?.ToString()));
         return builder;
     }
 
-    /// <summary>Runs the host until SIGTERM/SIGINT; turns start-up failures into one clear line and exit code 78.</summary>
+    /// <summary>
+    /// Runs the host until SIGTERM/SIGINT (exit code 0). A start-up failure caused by configuration or the
+    /// environment becomes a <see cref="StartupException"/> (one line, exit code 78, printed by <c>Vipd</c>);
+    /// a background service that faults makes the exit code non-zero so systemd's Restart=on-failure applies.
+    /// </summary>
     public static async Task<int> RunAsync(IHost host)
     {
+        ArgumentNullException.ThrowIfNull(host);
+        var services = host.Services;
+        var identity = services.GetService<RoleIdentity>() ?? new RoleIdentity("?", null);
+        var log = services.GetRequiredService<ILoggerFactory>().CreateLogger("Vip.Hosting");
+        var quiet = services.GetService<StartupQuiet>();
         try
         {
-            await host.RunAsync().ConfigureAwait(false);
+            try
+            {
+                await host.StartAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not StartupException && StartupErrors.TryDescribe(ex, out var line))
+            {
+                throw new StartupException(line, ex);
+            }
+            finally
+            {
+                quiet?.End();
+            }
+
+            var watchdog = services.GetRequiredService<SystemdWatchdog>();
+            HostingLog.Started(log, identity.Role, Environment.ProcessId, services.GetService<ISystemdNotifier>() is { IsEnabled: true }, watchdog.Active);
+            if (identity.Metrics is { } metrics)
+            {
+                HostingLog.MetricsListening(log, metrics);
+            }
+
+            var lifetime = services.GetRequiredService<IHostApplicationLifetime>();
+            using (lifetime.ApplicationStopping.Register(() => HostingLog.Stopping(log, identity.Role)))
+            {
+                await host.WaitForShutdownAsync().ConfigureAwait(false);
+            }
+
+            var faulted = services.GetServices<IHostedService>().OfType<BackgroundService>()
+                .Select(s => s.ExecuteTask?.Exception).FirstOrDefault(e => e is not null);
+            if (faulted is not null)
+            {
+                HostingLog.BackgroundServiceFailed(log, faulted);
+                return ExitCodes.Failed;
+            }
+
+            HostingLog.Stopped(log, identity.Role);
             return ExitCodes.Ok;
-        }
-        catch (OptionsValidationException ex)
-        {
-            throw new StartupException("invalid configuration: " + string.Join("; ", ex.Failures), ex);
-        }
-        catch (SocketException ex) when (ex.SocketErrorCode is SocketError.AddressAlreadyInUse or SocketError.AddressNotAvailable or SocketError.AccessDenied)
-        {
-            throw new StartupException("cannot listen: " + ex.Message, ex);
         }
         finally
         {
@@ -68,64 +197,37 @@ internal static class RoleHost
             }
         }
     }
-}
 
-/// <summary>Turns <c>--switch value</c> pairs into configuration keys, with repeatable switches as indexed keys.</summary>
-internal static class SwitchParser
-{
-    public static Dictionary<string, string?> Parse(
-        string[] args, IReadOnlyDictionary<string, string> mappings, IReadOnlyCollection<string> repeatable)
+    private static void ConfigureLogging(HostApplicationBuilder builder)
     {
-        var result = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
-        var counts = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (var i = 0; i < args.Length; i++)
+        // Logs go to stderr so that stdout stays for what a role prints (ctl tables, submit results, demo summary).
+        // Outside systemd: one line per entry with a timestamp. Under systemd, AddSystemd (called after this, so it
+        // wins) switches the console formatter to the systemd one: "<6>category[id] message", which journald reads
+        // as priority + text and time-stamps itself.
+        builder.Logging.AddSimpleConsole(o =>
         {
-            var arg = args[i];
-            if (!arg.StartsWith('-'))
-            {
-                throw new StartupException($"unexpected argument '{arg}' (switches take the form --name value)");
-            }
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss.fff ";
+            o.UseUtcTimestamp = false;
+        });
+        builder.Services.Configure<ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
 
-            string name;
-            string? value;
-            var eq = arg.IndexOf('=', StringComparison.Ordinal);
-            if (arg.StartsWith("--", StringComparison.Ordinal) && eq > 0)
-            {
-                name = arg[..eq];
-                value = arg[(eq + 1)..];
-            }
-            else
-            {
-                name = arg;
-                value = i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i] : "true";
-            }
+        // When start-up fails the host logs the exception with its stack; we print one line instead (RunAsync).
+        var quiet = new StartupQuiet();
+        builder.Services.AddSingleton(quiet);
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", level => level >= LogLevel.Information && !(quiet.Active && level >= LogLevel.Error));
+    }
 
-            string key;
-            if (mappings.TryGetValue(name, out var mapped))
-            {
-                key = mapped;
-            }
-            else if (name.StartsWith("--", StringComparison.Ordinal) && name.Contains(':', StringComparison.Ordinal))
-            {
-                key = name[2..]; // a full configuration key, e.g. --Vip:IdleTimeout 00:05:00
-            }
-            else
-            {
-                throw new StartupException($"unknown switch '{name}' (see --help)");
-            }
+    /// <summary>The role this host runs and, when exported, the metrics endpoint (for the start-up log line).</summary>
+    private sealed record RoleIdentity(string Role, string? Metrics);
 
-            if (repeatable.Contains(name))
-            {
-                counts.TryGetValue(key, out var n);
-                counts[key] = n + 1;
-                result[$"{key}:{n}"] = value;
-            }
-            else
-            {
-                result[key] = value;
-            }
-        }
+    /// <summary>True until start-up has finished: silences the host's own start-failure log (we print one line).</summary>
+    private sealed class StartupQuiet
+    {
+        private volatile bool _active = true;
 
-        return result;
+        public bool Active => _active;
+
+        public void End() => _active = false;
     }
 }

@@ -9,6 +9,20 @@ internal static class Vipd
     internal static IReadOnlyList<IRole> Roles { get; } =
     [
         new HelpRole(),
+        new VipRole(),
+        new KeygenRole(),
+        new Tier1Role(),
+        new Tier2Role(),
+        new AppRole(),
+        new SubmitRole(),
+        new DemoRole(),
+        new CtlRole(),
+    ];
+
+    /// <summary>Roles that run but are not listed by <c>vipd --help</c> (test tooling).</summary>
+    internal static IReadOnlyList<IRole> HiddenRoles { get; } =
+    [
+        new StoreTortureRole(),
     ];
 
     public static async Task<int> RunAsync(string[] args)
@@ -19,7 +33,7 @@ internal static class Vipd
             return args.Length == 0 ? ExitCodes.Usage : ExitCodes.Ok;
         }
 
-        var role = Roles.FirstOrDefault(r => string.Equals(r.Name, args[0], StringComparison.Ordinal));
+        var role = Roles.Concat(HiddenRoles).FirstOrDefault(r => string.Equals(r.Name, args[0], StringComparison.Ordinal));
         if (role is null)
         {
             await Console.Error.WriteLineAsync($"vipd: unknown role '{args[0]}'. Run 'vipd --help' for the list.").ConfigureAwait(false);
@@ -37,11 +51,17 @@ internal static class Vipd
         {
             return await role.RunAsync(rest).ConfigureAwait(false);
         }
-        catch (StartupException ex)
+        catch (Exception ex) when (StartupErrors.TryDescribe(ex, out var line))
         {
-            // Bad configuration: one clear line, no stack trace.
-            await Console.Error.WriteLineAsync($"vipd {role.Name}: {ex.Message}").ConfigureAwait(false);
+            // Bad configuration or environment: one clear line, no stack trace.
+            await Console.Error.WriteLineAsync($"vipd {role.Name}: {line}").ConfigureAwait(false);
             return ExitCodes.Config;
+        }
+        catch (Exception ex)
+        {
+            // A bug: say so on the first line, keep the stack for the report.
+            await Console.Error.WriteLineAsync($"vipd {role.Name}: failed: {StartupErrors.OneLine(ex.Message)}{Environment.NewLine}{ex}").ConfigureAwait(false);
+            return ExitCodes.Failed;
         }
     }
 

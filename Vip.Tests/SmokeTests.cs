@@ -1,1 +1,0 @@
-namespace Vip.Tests; public class SmokeTests { [Test] public void Vipd_lists_its_roles() { var w = new StringWriter(); Vip.Daemons.Hosting.Vipd.PrintUsage(w); Assert.That(w.ToString(), Does.Contain("help")); } }
