@@ -32,13 +32,15 @@ internal sealed class DemoRole : IRole
     public string Summary => "run the whole system on loopback and submit real tasks (the README's first command)";
 
     public string Usage => """
-        usage: vipd demo [--tasks N] [--duration D] [--concurrency N] [--json] [--verbose]
+        usage: vipd demo [--tasks N] [--duration D] [--concurrency N] [--json] [--verbose] [--load]
 
           --tasks N        tasks to submit (default 400)
           --duration D     stop submitting after D (default 30s; e.g. 10s, 1m)
           --concurrency N  tasks in flight at once (default 16)
           --json           print one JSON object with the summary instead of tables
           --verbose        show the daemons' logs (warnings and above otherwise)
+          --load           instead of the task mix: measure the submit → REDIRECT rate through VIP → tier-1 → tier-2,
+                           pipelined (2 connections × 256 in flight) and with 50 clients waiting for each answer
 
         Starts a VIP box, two tier-1 and two tier-2 daemons (LiteDB files in a temporary folder, deleted at the end)
         and five sample app servers with different attributes on 127.0.0.1; four clients send from 127.0.0.101-104.
@@ -64,6 +66,7 @@ internal sealed class DemoRole : IRole
         var concurrency = 16;
         var json = false;
         var verbose = false;
+        var load = false;
         for (var i = 0; i < args.Length; i++)
         {
             var name = args[i];
@@ -75,6 +78,7 @@ internal sealed class DemoRole : IRole
                 case "--concurrency": concurrency = ConfigParse.Int32(Value(), "--concurrency", 1, 1024); break;
                 case "--json": json = true; break;
                 case "--verbose": verbose = true; break;
+                case "--load": load = true; break;
                 default: throw new StartupException($"unknown switch '{name}' (see vipd demo --help)");
             }
         }
@@ -85,10 +89,18 @@ internal sealed class DemoRole : IRole
         var say = json ? TextWriter.Null : _out;
         say.WriteLine("Starting the system on loopback: VIP box, 2 tier-1, 2 tier-2 (LiteDB), 5 app servers ...");
         var started = Stopwatch.StartNew();
-        await using var chain = await DemoChain.StartAsync(loggers: loggers).ConfigureAwait(false);
+        // Under --load the servers get a capacity the load cannot exhaust: the figure is the dispatch path, not admission.
+        var servers = load ? DemoChain.DefaultServers.Select(s => s with { Capacity = 1_000_000 }).ToArray() : null;
+        await using var chain = await DemoChain.StartAsync(servers, loggers: loggers).ConfigureAwait(false);
         say.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Ready in {started.Elapsed.TotalSeconds:0.0} s. VIP address {chain.VipEndPoint} (tcp and udp)."));
         say.WriteLine();
         PrintTopology(say, chain);
+
+        if (load)
+        {
+            await MeasureLoadAsync(chain, duration < TimeSpan.FromSeconds(30) ? duration : TimeSpan.FromSeconds(5), say, json).ConfigureAwait(false);
+            return ExitCodes.Ok;
+        }
 
         var stats = new Stats(chain);
         var clients = chain.Clients.ToDictionary(c => c.Id, c => new VipClient(new VipClientOptions { Vip = chain.VipEndPoint, LocalAddress = c.Address }));
@@ -135,6 +147,30 @@ internal sealed class DemoRole : IRole
         }
 
         return stats.Wrong == 0 && stats.Errors.IsEmpty ? ExitCodes.Ok : ExitCodes.Failed;
+    }
+
+    private async Task MeasureLoadAsync(DemoChain chain, TimeSpan duration, TextWriter say, bool json)
+    {
+        var tasks = chain.Clients.Select(c => new TaskRequest(c.Id, "echo", [], "", "x"u8.ToArray())).ToArray();
+        var results = new List<object>();
+        foreach (var (name, connections, pipeline) in new[] { ("pipelined", 2, 256), ("50 clients", 50, 1) })
+        {
+            say.WriteLine($"load: {name} ({connections} connections × {pipeline} in flight) for {duration.TotalSeconds:0} s ...");
+            var r = await VipLoad.RunAsync(new VipLoadOptions
+            {
+                Vip = chain.VipEndPoint, Tasks = tasks, Connections = connections, Pipeline = pipeline,
+                TotalTasks = long.MaxValue, Duration = duration, LocalAddress = chain.Clients[0].Address,
+            }).ConfigureAwait(false);
+            var line = string.Create(CultureInfo.InvariantCulture,
+                $"  {name,-11} {r.AnswersPerSecond,10:N0} tasks/s   p50 {r.P50.TotalMilliseconds:0.000} ms   p99 {r.P99.TotalMilliseconds:0.000} ms   redirects {r.Redirects:N0}   rejects {r.Rejects.Values.Sum():N0} {string.Join(" ", r.Rejects.Select(x => $"{x.Key}={x.Value}"))}  lost {r.Lost}");
+            say.WriteLine(line);
+            results.Add(new { name, connections, pipeline, tasksPerSecond = Math.Round(r.AnswersPerSecond), p50Ms = r.P50.TotalMilliseconds, p99Ms = r.P99.TotalMilliseconds, redirects = r.Redirects, rejects = r.Rejects.Values.Sum(), lost = r.Lost });
+        }
+
+        if (json)
+        {
+            _out.WriteLine(JsonSerializer.Serialize(results));
+        }
     }
 
     private sealed record Job(DemoClientSpec Client, string Kind, string Requirement, byte[] Body, string Expected);
