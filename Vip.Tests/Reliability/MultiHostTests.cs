@@ -38,7 +38,7 @@ public class MultiHostTests
         var apps = new[] { lab.Hosts["app1"], lab.Hosts["app2"], lab.Hosts["app3"] };
         var client = lab.AddHost("client", 100, onlyRoutesTo: [lab.Hosts["vip"], .. apps]);
         var debugClaims = new Dictionary<string, string> { ["VIPD_Logging__LogLevel__Default"] = "Information", ["VIPD_Logging__LogLevel__Vip.Agent"] = "Debug" };
-        using var cluster = new VipCluster(name => new ClusterHost(lab.Hosts[name].Address, lab.Hosts[name].Namespace), debugClaims);
+        using var cluster = new VipCluster(name => new ClusterHost(lab.Hosts[name].Address, lab.Hosts[name].Namespace), appEnvironment: debugClaims);
 
         // Readiness is checked from the VIP box's namespace, which sees the whole subnet.
         cluster.Start(ep => CanConnect(lab.Hosts["vip"], ep), TimeSpan.FromSeconds(90));
