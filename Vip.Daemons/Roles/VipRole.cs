@@ -47,7 +47,7 @@ internal sealed class VipRole : IRole
           --idle-timeout T             close connections quiet for this long                 (Vip:IdleTimeout, 00:05:00)
           --drain-timeout T            on stop, let connections finish for this long         (Vip:DrainTimeout, 00:00:30)
           --health None|Tcp|Ping       active health check                                   (Vip:HealthCheck:Mode, Tcp)
-          --health-interval T          time between checks                                   (Vip:HealthCheck:Interval, 00:00:02)
+          --health-interval T          time between checks                                   (Vip:HealthCheck:Interval, 00:00:01)
           --inline-completions BOOL    run socket completions on the event threads           (Vip:InlineCompletions, true)
           --Vip:KEY VALUE              any other key of the Vip section (see docs/operations.md)
 
