@@ -15,6 +15,7 @@ internal static class Vipd
         new Tier2Role(),
         new AppRole(),
         new SubmitRole(),
+        new DemoRole(),
         new CtlRole(),
     ];
 
