@@ -35,6 +35,7 @@ public sealed class SelectionEngine : IDisposable
     private readonly Dictionary<string, ServerEntry> _registered = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ServerLive> _live = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ServerLive>.AlternateLookup<ReadOnlySpan<char>> _liveLookup;
+    private readonly ServerLive.Slab _slab = new();
     private readonly Dictionary<string, ClientRecord> _clientRecords = new(StringComparer.Ordinal);
     private NetworkRule[] _rules = [];
     private bool _serversDirty;
@@ -132,7 +133,7 @@ public sealed class SelectionEngine : IDisposable
                 return false;
             }
 
-            ServerLive live = old?.Live ?? new ServerLive(PolicyHash.Stable(registration.Id));
+            ServerLive live = old?.Live ?? _slab.Take(PolicyHash.Stable(registration.Id));
             int weight = _config.WeightOf(registration);
             live.SetCapacity(registration.Capacity, weight);
             if (old is null)

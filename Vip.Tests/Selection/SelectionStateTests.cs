@@ -363,3 +363,31 @@ public class SelectionStateTests
         Assert.That(allocated, Is.Zero);
     }
 }
+
+public class SelectionServiceCollectionTests
+{
+    [Test]
+    public void Engine_resolves_from_the_container_with_its_configured_options()
+    {
+        var services = new Microsoft.Extensions.DependencyInjection.ServiceCollection();
+        services.AddVipSelection(o => o.Policy = SelectionPolicy.ClientAffinity);
+        using Microsoft.Extensions.DependencyInjection.ServiceProvider provider = Microsoft.Extensions.DependencyInjection.ServiceCollectionContainerBuilderExtensions.BuildServiceProvider(services);
+
+        SelectionEngine engine = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<SelectionEngine>(provider);
+
+        Assert.That(engine.Options.Policy, Is.EqualTo(SelectionPolicy.ClientAffinity));
+    }
+
+    [Test]
+    public void Invalid_options_fail_validation_in_the_container()
+    {
+        var services = new Microsoft.Extensions.DependencyInjection.ServiceCollection();
+        services.AddVipSelection(o => o.MaxAlternatives = 99);
+        using Microsoft.Extensions.DependencyInjection.ServiceProvider provider = Microsoft.Extensions.DependencyInjection.ServiceCollectionContainerBuilderExtensions.BuildServiceProvider(services);
+
+        var ex = Assert.Throws<Microsoft.Extensions.Options.OptionsValidationException>(() =>
+            _ = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Microsoft.Extensions.Options.IOptions<SelectionOptions>>(provider).Value);
+
+        Assert.That(ex!.Message, Does.Contain("MaxAlternatives must be 0 to 8."));
+    }
+}

@@ -20,7 +20,13 @@ internal sealed class VipCluster : IDisposable
 
     private readonly string _dir;
 
-    public VipCluster(Func<string, ClusterHost> place, IReadOnlyDictionary<string, string>? appEnvironment = null)
+    /// <param name="place">Where each daemon runs (by name: vip, t1a, t1b, t2a, t2b, app1..app3).</param>
+    /// <param name="trustedProxies">
+    /// The network tier-1 trusts for PROXY headers: the VIP's own /32 between namespaces; on loopback the VIP's
+    /// outgoing connections come from 127.0.0.1 (the kernel's source for 127/8), so the test passes 127.0.0.0/8.
+    /// </param>
+    /// <param name="appEnvironment">Environment of the app servers (log levels).</param>
+    public VipCluster(Func<string, ClusterHost> place, string? trustedProxies = null, IReadOnlyDictionary<string, string>? appEnvironment = null)
     {
         _dir = Path.Combine(Path.GetTempPath(), $"vip-rel-{Environment.ProcessId}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(_dir);
@@ -43,7 +49,7 @@ internal sealed class VipCluster : IDisposable
              "--attr", $"kind={kinds[i]}", "--attr", $"n={i + 1}", "--capacity", "64"], h.Namespace, appEnvironment ?? env))];
         Tier1 = [.. Tier1Hosts.Select((h, i) => new VipdProcess($"tier1-{(char)('a' + i)}", "tier1",
             ["--id", $"t1{(char)('a' + i)}", "--listen", $"{h.Address}:{Tier1Port}", "--tier2", tier2Tasks,
-             "--trusted-proxies", $"{VipHost.Address}/32"], h.Namespace, env))];
+             "--trusted-proxies", trustedProxies ?? $"{VipHost.Address}/32"], h.Namespace, env))];
         Vip = new VipdProcess("vip", "vip",
             ["--listen", $"{VipHost.Address}:{VipPort}", "--backends", string.Join(',', Tier1Hosts.Select(h => $"{h.Address}:{Tier1Port}")),
              "--proxy-protocol"], VipHost.Namespace, env);

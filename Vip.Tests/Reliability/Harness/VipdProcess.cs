@@ -106,6 +106,9 @@ internal sealed class VipdProcess : IDisposable
     /// <summary>True while the process runs.</summary>
     public bool IsRunning => _process is { HasExited: false };
 
+    /// <summary>Stopwatch timestamp of the last <see cref="Start"/>.</summary>
+    public long LastStartedAt { get; private set; }
+
     /// <summary>Times the process was started.</summary>
     public int Starts { get; private set; }
 
@@ -171,6 +174,7 @@ internal sealed class VipdProcess : IDisposable
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
         _process = p;
+        LastStartedAt = Stopwatch.GetTimestamp();
         Starts++;
         ProcessRegistry.Add(p.Id);
         Keep($"--- started pid {p.Id}: {CommandLine}");
