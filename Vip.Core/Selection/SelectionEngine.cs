@@ -519,7 +519,7 @@ public sealed class SelectionEngine : IDisposable
         }
 
         // Task attributes bind the same way, on top of the client's binding.
-        var reader = new AttributeReader(request.Attributes);
+        var reader = new AttributeReader(request.AttributePairs, request.AttributeCount);
         while (reader.Next(out ReadOnlySpan<byte> key, out ReadOnlySpan<byte> value))
         {
             for (int j = 0; j < bindingKeys.Length; j++)
@@ -671,7 +671,7 @@ public sealed class SelectionEngine : IDisposable
 
         string kind = Encoding.UTF8.GetString(request.Kind);
         var taskBindings = new List<(string Key, string Value)>();
-        var reader = new AttributeReader(request.Attributes);
+        var reader = new AttributeReader(request.AttributePairs, request.AttributeCount);
         while (reader.Next(out ReadOnlySpan<byte> key, out ReadOnlySpan<byte> value))
         {
             string k = Encoding.UTF8.GetString(key);
