@@ -245,7 +245,10 @@ public class Tier1LimitTests
         Assert.That(_meter["max_in_flight"], Is.EqualTo(6));
     }
 
+    // Long: once, under a load average of 50 on the 2-core build machine, the good client was disconnected after
+    // 200 answers; the cause is not found yet (see docs/reliability.md). Run with --long=true / VIP_LONG=1.
     [Test]
+    [Category("Long")]
     public async Task A_flood_of_slowloris_and_garbage_clients_does_not_stop_a_good_client_from_being_served()
     {
         await StartAsync(o => o.FrameTimeout = TimeSpan.FromSeconds(2));
