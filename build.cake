@@ -41,13 +41,25 @@ Task("Test")
 
 Task("Pack")
     .IsDependentOn("Build")
-    .Does(() => DotNetPack("./Vip.Core/Vip.Core.csproj", new DotNetPackSettings
+    .Does(() =>
+{
+    // Vip.Core only: .nupkg (README, LICENSE, XML docs) and .snupkg (portable PDB with SourceLink when the clone
+    // has a hosted git remote; see Vip.Core/Directory.Build.targets). Vip.Tests/Packaging checks what it contains
+    // and that a fresh project can restore, build and run against it.
+    var packages = artifacts + Directory("packages");
+    CleanDirectory(packages);
+    DotNetPack("./Vip.Core/Vip.Core.csproj", new DotNetPackSettings
     {
         Configuration = configuration,
         NoBuild = true,
         NoRestore = true,
-        OutputDirectory = artifacts + Directory("packages"),
-    }));
+        OutputDirectory = packages,
+    });
+    foreach (var file in GetFiles(packages.Path.FullPath + "/*.*nupkg"))
+    {
+        Information("packed {0}", file.GetFilename());
+    }
+});
 
 Task("Bench")
     .IsDependentOn("Build")

@@ -1,4 +1,6 @@
 using System.Net;
+using Vip.Client;
+using Vip.Protocol;
 
 namespace Vip.Benchmarks.Compare;
 
@@ -26,11 +28,53 @@ internal interface IChainLoad
 internal static class ChainLoads
 {
     /// <summary>
-    /// EXTENSION POINT. Returns the load generator over Vip.Core's pipelined task submission
-    /// (the client library of issue 5), or null while that client does not exist yet — the chain scenario then
-    /// reports "not available" instead of a figure. To wire it: implement <see cref="IChainLoad"/> with the
-    /// client's pipelined submit (one client per connection, <see cref="ChainLoadShape.PipelineDepth"/> tasks in
-    /// flight each, latency per task from submit to REDIRECT) and return it here. Nothing else in the harness changes.
+    /// The load generator over Vip.Core's pipelined task submission (<see cref="VipLoad"/>). This is the one place to
+    /// change to drive the chain differently (another client, other task mixes); the scenario needs nothing else.
     /// </summary>
-    public static IChainLoad? Create() => null;
+    public static IChainLoad? Create() => new VipLoadChainLoad();
+}
+
+/// <summary>
+/// Drives <see cref="VipLoad"/>: each connection keeps <see cref="ChainLoadShape.PipelineDepth"/> TASK frames in flight
+/// for the duration; a task counts when its REDIRECT comes back. Clients are spread over a few client ids, and the
+/// tasks carry the attribute the chain's app servers have (<c>pool=bench</c>).
+/// </summary>
+internal sealed class VipLoadChainLoad : IChainLoad
+{
+    private const int ClientIds = 8;
+
+    public async Task<ChainLoadResult> RunAsync(IPEndPoint vip, ChainLoadShape shape, CancellationToken cancellationToken)
+    {
+        var tasks = Enumerable.Range(0, ClientIds)
+            .Select(i => new TaskRequest($"bench-client-{i}", shape.TaskKind, [new("pool", "bench")], "", "ping"u8.ToArray()))
+            .ToArray();
+        VipLoadReport report;
+        try
+        {
+            report = await VipLoad.RunAsync(new VipLoadOptions
+            {
+                Vip = vip,
+                Tasks = tasks,
+                Connections = shape.Clients,
+                Pipeline = shape.PipelineDepth,
+                TotalTasks = long.MaxValue / 2, // the duration bounds the run
+                Duration = shape.Duration,
+            }, cancellationToken);
+        }
+        catch (Exception ex) when (ex is System.Net.Sockets.SocketException or IOException or TimeoutException)
+        {
+            throw new PeerFailedException($"chain load: {ex.Message}");
+        }
+
+        var rejected = report.Rejects.Values.Sum();
+        if (report.Redirects == 0)
+        {
+            var why = rejected > 0
+                ? string.Join(", ", report.Rejects.Select(kv => $"{kv.Value} {kv.Key}"))
+                : report.Errors.FirstOrDefault() ?? "no answer";
+            throw new PeerFailedException($"chain load: no task was redirected ({why})");
+        }
+
+        return new ChainLoadResult(report.Redirects, rejected, report.Elapsed, report.P50.TotalMilliseconds, report.P99.TotalMilliseconds);
+    }
 }

@@ -42,7 +42,7 @@ internal sealed class ChainScenario : IScenario
         var load = ChainLoads.Create();
         if (load is null)
         {
-            const string why = "not available: no client load generator yet (ChainLoads.Create, issue 5's pipelined submit)";
+            const string why = "not available: no client load generator (ChainLoads.Create)";
             Array.ForEach(rows, r => r.Vip.Fail(why));
             Array.ForEach(rows, r => r.Peer.Fail("not run"));
             context.Log("  " + why);

@@ -13,6 +13,7 @@ internal sealed class ChildProcess : IAsyncDisposable
 
     private readonly Process _process;
     private readonly Queue<string> _tail = new();
+    private readonly List<(string Text, TaskCompletionSource Seen)> _awaited = [];
     private readonly Lock _gate = new();
 
     private ChildProcess(string name, Process process)
@@ -88,6 +89,44 @@ internal sealed class ChildProcess : IAsyncDisposable
         throw new InvalidOperationException($"{Name}: no VmRSS in /proc/{Pid}/status");
     }
 
+    /// <summary>Waits until the process prints a line containing <paramref name="text"/> (from now on), or dies, or the deadline passes.</summary>
+    public async Task WaitForOutputAsync(string text, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var seen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_gate)
+        {
+            if (_tail.Any(l => l.Contains(text, StringComparison.Ordinal)))
+            {
+                return;
+            }
+
+            _awaited.Add((text, seen));
+        }
+
+        try
+        {
+            var deadline = DateTime.UtcNow + timeout;
+            while (!seen.Task.IsCompleted)
+            {
+                ThrowIfExited();
+                if (DateTime.UtcNow > deadline)
+                {
+                    throw new PeerFailedException($"{Name} did not print '{text}' within {timeout.TotalSeconds:0} s: {Tail()}");
+                }
+
+                await Task.WhenAny(seen.Task, Task.Delay(50, cancellationToken));
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                _awaited.RemoveAll(a => a.Seen == seen);
+            }
+        }
+    }
+
     /// <summary>Throws with the process's last output if it has exited.</summary>
     public void ThrowIfExited()
     {
@@ -133,6 +172,14 @@ internal sealed class ChildProcess : IAsyncDisposable
 
         lock (_gate)
         {
+            foreach (var (text, seen) in _awaited)
+            {
+                if (line.Contains(text, StringComparison.Ordinal))
+                {
+                    seen.TrySetResult();
+                }
+            }
+
             if (_tail.Count == TailLines)
             {
                 _tail.Dequeue();

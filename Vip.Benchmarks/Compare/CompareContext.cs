@@ -32,6 +32,9 @@ internal sealed class CompareContext : IDisposable
 
     public int Runs => Options.Runs;
 
+    /// <summary>The 1-minute load average when the run started (/proc/loadavg): how busy the shared machine was.</summary>
+    public string LoadAtStart { get; } = MachineInfo.LoadAverage();
+
     public bool Quick => Options.Quick;
 
     public static async Task<CompareContext> CreateAsync(CompareOptions options, TextWriter output, CancellationToken cancellationToken)

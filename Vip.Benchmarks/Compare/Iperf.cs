@@ -8,14 +8,28 @@ namespace Vip.Benchmarks.Compare;
 internal static class Iperf
 {
     /// <summary>Throughput in Gbit/s as the receiver saw it, over <paramref name="seconds"/> after one omitted warm-up second.</summary>
+    /// <remarks>
+    /// The server serves one test at a time and takes any connection for a test; when it is still cleaning up after
+    /// an aborted one, the client is refused or reset. Such a refusal is retried once after a second.
+    /// </remarks>
     public static async Task<double> RunAsync(Tool iperf3, IPEndPoint target, int seconds, CancellationToken cancellationToken)
     {
-        var output = await ToolRun.RunAsync(iperf3.Require(),
-        [
-            "-c", target.Address.ToString(), "-p", target.Port.ToString(CultureInfo.InvariantCulture),
-            "-t", seconds.ToString(CultureInfo.InvariantCulture), "-O", "1", "-J",
-        ], TimeSpan.FromSeconds(seconds + 30), cancellationToken);
-        return Parse(output);
+        for (var attempt = 1; ; attempt++)
+        {
+            var output = await ToolRun.RunAsync(iperf3.Require(),
+            [
+                "-c", target.Address.ToString(), "-p", target.Port.ToString(CultureInfo.InvariantCulture),
+                "-t", seconds.ToString(CultureInfo.InvariantCulture), "-O", "1", "-J",
+            ], TimeSpan.FromSeconds(seconds + 30), cancellationToken);
+            try
+            {
+                return Parse(output);
+            }
+            catch (PeerFailedException ex) when (attempt == 1 && (ex.Message.Contains("control message", StringComparison.Ordinal) || ex.Message.Contains("busy", StringComparison.Ordinal)))
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
+            }
+        }
     }
 
     internal static double Parse(ToolOutput output)

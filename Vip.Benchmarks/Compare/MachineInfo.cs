@@ -29,6 +29,7 @@ internal static class MachineInfo
 
         sb.AppendLine(CultureInfo.InvariantCulture, $"- Peers: {string.Join("; ", versions)}");
         sb.AppendLine("- Everything on 127.0.0.1: load generator, forwarder and backends share the same 2 cores.");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"- Load average (1 min) from other work: {context.LoadAtStart} at the start of the run, {LoadAverage()} at the end");
         return sb.ToString();
     }
 
@@ -63,6 +64,10 @@ internal static class MachineInfo
 
         return line;
     }
+
+    /// <summary>The 1-minute load average, the first field of /proc/loadavg.</summary>
+    public static string LoadAverage() =>
+        File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "unknown";
 
     private static string Cpu() =>
         File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown CPU";

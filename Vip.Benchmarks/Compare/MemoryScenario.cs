@@ -44,6 +44,7 @@ internal sealed class MemoryScenario : IScenario
 
         // Memory is quiet compared with rates: three runs are plenty.
         var runs = Math.Min(context.Runs, 3);
+        Array.ForEach(rows, r => r.Runs = runs);
         var sides = new[] { Side.Peer, Side.Vip };
         for (var run = 0; run < runs; run++)
         {

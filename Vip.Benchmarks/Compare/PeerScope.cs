@@ -35,13 +35,16 @@ internal sealed class PeerScope(CompareContext context) : IAsyncDisposable
         return endPoint;
     }
 
-    /// <summary>An iperf3 server; it serves one test at a time, which is how the scenario uses it.</summary>
+    /// <summary>
+    /// An iperf3 server; it serves one test at a time, which is how the scenario uses it. Readiness comes from its
+    /// output, not a probe connection: iperf3 takes every connection for a test, and an aborted one can fail the next.
+    /// </summary>
     public async Task<IPEndPoint> IperfServerAsync(CancellationToken cancellationToken)
     {
         var endPoint = Loopback.FreeTcpEndPoint();
         var process = Track(ChildProcess.Start("iperf3 -s", context.Tools.Iperf3.Require(),
-            ["-s", "-B", "127.0.0.1", "-p", Port(endPoint)]));
-        await Loopback.WaitForTcpAsync(endPoint, process, StartTimeout, cancellationToken);
+            ["-s", "-B", "127.0.0.1", "-p", Port(endPoint), "--forceflush"]));
+        await process.WaitForOutputAsync("Server listening", StartTimeout, cancellationToken);
         return endPoint;
     }
 

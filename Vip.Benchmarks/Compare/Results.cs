@@ -125,6 +125,9 @@ internal sealed class Row(string scenario, string metric, string unit, Better be
 
     public List<Target> Targets { get; } = [];
 
+    /// <summary>Runs this row takes, when fewer than the report's (memory is quiet: three are enough).</summary>
+    public int? Runs { get; set; }
+
     public Series this[Side side] => side switch
     {
         Side.Direct => Direct,
@@ -170,6 +173,7 @@ internal sealed class Row(string scenario, string metric, string unit, Better be
         }
 
         var text = Format(median);
+        runs = Runs ?? runs;
         return series.ByRun.Count < runs ? $"{text} ({series.ByRun.Count}/{runs} runs)" : text;
     }
 

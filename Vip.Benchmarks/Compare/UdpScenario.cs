@@ -38,7 +38,7 @@ internal sealed class UdpScenario : IScenario
         if (timeouts.Values.Any(t => t > 0))
         {
             report.Note("UDP: windows refilled after a 100 ms stall (loss), over all runs: "
-                + string.Join(", ", timeouts.Select(kv => $"{(kv.Key == Side.Peer ? row.PeerName : kv.Key.ToString())} {kv.Value}")) + ".");
+                + string.Join(", ", timeouts.Select(kv => $"{(kv.Key == Side.Peer ? row.PeerName : Scenarios.SideName(kv.Key))} {kv.Value}")) + ".");
         }
     }
 

@@ -191,7 +191,7 @@ public sealed class AppServerAgent : IAsyncDisposable
         }
 
         AgentLog.Stopping(_log, Options.ServerId, ActiveConnections);
-        _draining = true;
+        SetDraining(true); // every tier-2 daemon hears it now, not at the next heartbeat
         _listener?.Dispose();
         Task[] connections;
         lock (_connectionsLock)
@@ -227,7 +227,11 @@ public sealed class AppServerAgent : IAsyncDisposable
     /// <inheritdoc/>
     public async ValueTask DisposeAsync()
     {
-        await StopAsync(CancellationToken.None).ConfigureAwait(false);
+        using (var drain = new CancellationTokenSource(Options.DrainTimeout))
+        {
+            await StopAsync(drain.Token).ConfigureAwait(false);
+        }
+
         _meter.Dispose();
         _verifier.Dispose();
         _stopping.Dispose();

@@ -58,6 +58,9 @@ public sealed class AppServerAgentOptions
     /// <summary>Client connections handled at once; more are closed at accept. Default 1,024.</summary>
     public int MaxConnections { get; set; } = 1024;
 
+    /// <summary>How long <see cref="AppServerAgent.DisposeAsync"/> lets claimed connections finish before cancelling their handlers. Default 30 seconds.</summary>
+    public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Time allowed to connect to a tier-2 daemon and to get its REGISTER-OK. Default 5 seconds.</summary>
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
@@ -121,6 +124,7 @@ public sealed class AppServerAgentOptions
         Positive(ClaimTimeout, nameof(ClaimTimeout));
         Positive(ExpectWait, nameof(ExpectWait));
         Positive(ConnectTimeout, nameof(ConnectTimeout));
+        Positive(DrainTimeout, nameof(DrainTimeout));
         Positive(ReconnectMinDelay, nameof(ReconnectMinDelay));
         if (ReconnectMaxDelay < ReconnectMinDelay)
         {

@@ -32,10 +32,12 @@ internal readonly struct SocketOperationResult
 /// SocketAwaitableEventArgs): no allocation per operation, and the continuation runs on the thread that completed
 /// the I/O — no thread-pool hop per read or write.
 /// </summary>
-internal class SocketAwaitableEventArgs : SocketAsyncEventArgs, IValueTaskSource<SocketOperationResult>
+internal class SocketAwaitableEventArgs : SocketAsyncEventArgs, IValueTaskSource<SocketOperationResult>, IThreadPoolWorkItem
 {
     private static readonly Action<object?> ContinuationCompleted = _ => { };
     private Action<object?>? _continuation;
+    private Action<object?>? _queuedContinuation;
+    private object? _queuedState;
 
     public SocketAwaitableEventArgs()
         : base(unsafeSuppressExecutionContextFlow: true)
@@ -70,10 +72,22 @@ internal class SocketAwaitableEventArgs : SocketAsyncEventArgs, IValueTaskSource
         var previous = Interlocked.CompareExchange(ref _continuation, continuation, null);
         if (ReferenceEquals(previous, ContinuationCompleted))
         {
-            // Completed between the start of the operation and the await: run it without growing the stack.
+            // Completed between the start of the operation and the await: run it on the thread pool rather than
+            // grow the stack. These args are the work item (one operation at a time), so queueing allocates nothing.
             UserToken = null;
-            ThreadPool.UnsafeQueueUserWorkItem(continuation, state, preferLocal: true);
+            _queuedContinuation = continuation;
+            _queuedState = state;
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: true);
         }
+    }
+
+    void IThreadPoolWorkItem.Execute()
+    {
+        var continuation = _queuedContinuation!;
+        var state = _queuedState;
+        _queuedContinuation = null;
+        _queuedState = null;
+        continuation(state);
     }
 
     protected ValueTask<SocketOperationResult> ToValueTask(bool pending)

@@ -141,7 +141,13 @@ internal sealed class TcpRelay
                 if (waitFirst)
                 {
                     // Idle: wait for data without holding a pooled buffer.
-                    var wait = await receiver.WaitForDataAsync(socket);
+                    var waiting = receiver.WaitForDataAsync(socket);
+                    if (!waiting.IsCompleted)
+                    {
+                        synchronousReads = 0;
+                    }
+
+                    var wait = await waiting;
                     if (wait.HasError)
                     {
                         error = wait.Error;
@@ -157,6 +163,7 @@ internal sealed class TcpRelay
                 }
                 else if (++synchronousReads >= MaxSynchronousReads)
                 {
+                    // Only a run of reads that never waited gets here (a busy bulk transfer).
                     synchronousReads = 0;
                     await Task.Yield();
                 }

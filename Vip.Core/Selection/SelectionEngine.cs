@@ -35,6 +35,7 @@ public sealed class SelectionEngine : IDisposable
     private readonly Dictionary<string, ServerEntry> _registered = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ServerLive> _live = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ServerLive>.AlternateLookup<ReadOnlySpan<char>> _liveLookup;
+    private readonly ServerLive.Slab _slab = new();
     private readonly Dictionary<string, ClientRecord> _clientRecords = new(StringComparer.Ordinal);
     private NetworkRule[] _rules = [];
     private bool _serversDirty;
@@ -132,7 +133,7 @@ public sealed class SelectionEngine : IDisposable
                 return false;
             }
 
-            ServerLive live = old?.Live ?? new ServerLive(PolicyHash.Stable(registration.Id));
+            ServerLive live = old?.Live ?? _slab.Take(PolicyHash.Stable(registration.Id));
             int weight = _config.WeightOf(registration);
             live.SetCapacity(registration.Capacity, weight);
             if (old is null)
@@ -518,7 +519,7 @@ public sealed class SelectionEngine : IDisposable
         }
 
         // Task attributes bind the same way, on top of the client's binding.
-        var reader = new AttributeReader(request.Attributes);
+        var reader = new AttributeReader(request.AttributePairs, request.AttributeCount);
         while (reader.Next(out ReadOnlySpan<byte> key, out ReadOnlySpan<byte> value))
         {
             for (int j = 0; j < bindingKeys.Length; j++)
@@ -564,110 +565,42 @@ public sealed class SelectionEngine : IDisposable
             }
         }
 
-        // Candidates: matching servers that are up, heard from recently and under capacity.
-        long now = _time.GetTimestamp();
-        long expire = _expireTicks;
-        ServerLive[] lives = set.Live;
-        Candidate[] candidates = scratch.Candidates;
-        int count = 0;
-        bool sawFull = false;
-        for (int w = 0; w < mask.Length; w++)
+        // One pass over the matching servers: drop those not up, expired or full; rank the rest.
+        var scan = new CandidateScan
         {
-            ulong bits = mask[w];
-            while (bits != 0)
-            {
-                int i = (w << 6) + System.Numerics.BitOperations.TrailingZeroCount(bits);
-                bits &= bits - 1;
-                ServerLive live = lives[i];
-                if (live.State != (int)ServerState.Up || now - Volatile.Read(ref live.LastHeardTimestamp) > expire)
-                {
-                    continue;
-                }
-
-                int used = live.Active + Volatile.Read(ref live.Issued);
-                if (used >= live.Capacity)
-                {
-                    sawFull = true;
-                    continue;
-                }
-
-                int score = 0;
-                for (int p = 0; p < probeCount; p++)
-                {
-                    if (probes[p].Contains(i))
-                    {
-                        score += probes[p].Weight;
-                    }
-                }
-
-                candidates[count++] = new Candidate(i, score, used, live);
-            }
-        }
-
-        scratch.CandidateCount = count;
-        if (count == 0)
+            Mask = mask,
+            Lives = set.Live,
+            Probes = probes.AsSpan(0, probeCount),
+            Now = _time.GetTimestamp(),
+            Expire = _expireTicks,
+            Seed = NextSeed(),
+            ClientHash = _config.Policy == SelectionPolicy.ClientAffinity ? PolicyHash.Stable(request.ClientId) : 0,
+            ScoreFirst = _config.PreferenceMode == PreferenceMode.ScoreFirst,
+            Top = scratch.Top.AsSpan(0, 1 + _config.MaxAlternatives),
+        };
+        _policy.Rank(ref scan);
+        if (scan.Filled == 0)
         {
-            return sawFull
+            return scan.SawFull
                 ? Reject(SelectionOutcome.Overloaded, OverloadedMessage, retryAfter: _config.OverloadedRetryAfter)
                 : Reject(SelectionOutcome.NoMatchingServer, NoMatchMessage, retryAfter: _config.NoMatchRetryAfter);
         }
 
-        // Ranking: the policy's key combined with the preference score and a random tie-breaker, best few kept.
-        var input = new RankInput(NextSeed(), _config.Policy == SelectionPolicy.ClientAffinity ? PolicyHash.Stable(request.ClientId) : 0, _config.PreferenceMode);
-        Span<uint> keys = scratch.Keys.AsSpan(0, count);
-        ReadOnlySpan<Candidate> view = candidates.AsSpan(0, count);
-        _policy.Keys(input, view, keys);
-        int k = Math.Min(1 + _config.MaxAlternatives, count);
-        Span<Ranked> top = scratch.Top.AsSpan(0, k);
-        int filled = 0;
-        bool scoreFirst = _config.PreferenceMode == PreferenceMode.ScoreFirst;
-
-        // Round robin is deterministic: its ties go to the lower index (id order), so equal weights alternate.
-        bool randomTies = _config.Policy != SelectionPolicy.WeightedRoundRobin;
-        for (int s = 0; s < count; s++)
-        {
-            ulong inverted = (ulong)(0xFFFF - Math.Min(view[s].Score, 0xFFFF));
-            ulong tie = randomTies ? PolicyHash.Random(input.Seed, view[s].Index) & 0xFFFF : 0;
-            ulong composite = scoreFirst
-                ? (inverted << 48) | ((ulong)keys[s] << 16) | tie
-                : ((ulong)keys[s] << 32) | (inverted << 16) | tie;
-            if (filled == k)
-            {
-                if (composite >= top[k - 1].Key)
-                {
-                    continue;
-                }
-
-                filled--;
-            }
-
-            int at = filled;
-            while (at > 0 && top[at - 1].Key > composite)
-            {
-                top[at] = top[at - 1];
-                at--;
-            }
-
-            top[at] = new Ranked(composite, s);
-            filled++;
-        }
-
-        _policy.Settle(input, top, view, commit);
-        scratch.TopCount = k;
-        Candidate chosen = view[top[0].Slot];
+        _policy.Settle(ref scan, commit);
+        int chosen = scan.Top[0].Index;
         if (commit)
         {
-            Interlocked.Increment(ref chosen.Live.Issued);
+            Interlocked.Increment(ref set.Live[chosen].Issued);
             SelectionMetrics.Decisions.Add(1, SelectionMetrics.OutcomeTag(SelectionOutcome.Selected));
         }
 
-        Span<int> alternatives = scratch.Alternatives.AsSpan(0, k - 1);
-        for (int a = 1; a < k; a++)
+        Span<int> alternatives = scratch.Alternatives.AsSpan(0, scan.Filled - 1);
+        for (int a = 1; a < scan.Filled; a++)
         {
-            alternatives[a - 1] = view[top[a].Slot].Index;
+            alternatives[a - 1] = scan.Top[a].Index;
         }
 
-        return new SelectionResult(set, chosen.Index, alternatives);
+        return new SelectionResult(set, chosen, alternatives);
     }
 
     private static CompiledRequirement Compile(RequirementCache.Entry entry, ServerSet set)
@@ -738,7 +671,7 @@ public sealed class SelectionEngine : IDisposable
 
         string kind = Encoding.UTF8.GetString(request.Kind);
         var taskBindings = new List<(string Key, string Value)>();
-        var reader = new AttributeReader(request.Attributes);
+        var reader = new AttributeReader(request.AttributePairs, request.AttributeCount);
         while (reader.Next(out ReadOnlySpan<byte> key, out ReadOnlySpan<byte> value))
         {
             string k = Encoding.UTF8.GetString(key);

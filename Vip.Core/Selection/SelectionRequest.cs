@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text;
+using Vip.Protocol;
 
 namespace Vip.Selection;
 
@@ -7,8 +8,8 @@ namespace Vip.Selection;
 /// One task to place, as UTF-8 slices of the FORWARD payload, so a decision copies nothing.
 /// </summary>
 /// <remarks>
-/// <see cref="Attributes"/> is the wire <c>attrs</c> field as it stands in the frame: a <c>u8</c> count, then
-/// that many (<c>key:str8</c>, <c>value:str8</c>) pairs (an empty span means no attributes).
+/// The task attributes are the wire <c>attrs</c> field as it stands in the frame (a <c>u8</c> count, then that many
+/// (<c>key:str8</c>, <c>value:str8</c>) pairs), or the codec's <see cref="AttributeList"/>.
 /// <see cref="ClientAddress"/> is the client's address in network order: 4 bytes (IPv4), 16 bytes (IPv6;
 /// IPv4-mapped addresses count as IPv4) or empty when unknown. Build one from strings with
 /// <see cref="Create(string, IPAddress?, string, IEnumerable{KeyValuePair{string, string}}?, string?)"/>.
@@ -19,15 +20,43 @@ public readonly ref struct SelectionRequest
     /// <param name="clientId">The TASK's <c>clientId</c> (UTF-8).</param>
     /// <param name="clientAddress">The client's address bytes (0, 4 or 16).</param>
     /// <param name="kind">The TASK's <c>kind</c> (UTF-8).</param>
-    /// <param name="attributes">The TASK's <c>attrs</c> field, wire encoded.</param>
+    /// <param name="attributes">The TASK's <c>attrs</c> field as on the wire, count byte first (empty: none).</param>
     /// <param name="requirement">The TASK's requirement expression (UTF-8), possibly empty.</param>
     public SelectionRequest(ReadOnlySpan<byte> clientId, ReadOnlySpan<byte> clientAddress, ReadOnlySpan<byte> kind, ReadOnlySpan<byte> attributes, ReadOnlySpan<byte> requirement)
     {
         ClientId = clientId;
         ClientAddress = clientAddress;
         Kind = kind;
-        Attributes = attributes;
+        AttributeCount = attributes.IsEmpty ? 0 : attributes[0];
+        AttributePairs = attributes.IsEmpty ? default : attributes[1..];
         Requirement = requirement;
+    }
+
+    /// <summary>Creates a request from the protocol codec's views (the attributes as <see cref="AttributeList"/>).</summary>
+    /// <param name="clientId">The TASK's <c>clientId</c> (UTF-8).</param>
+    /// <param name="clientAddress">The client's address bytes (0, 4 or 16).</param>
+    /// <param name="kind">The TASK's <c>kind</c> (UTF-8).</param>
+    /// <param name="attributes">The TASK's validated attributes.</param>
+    /// <param name="requirement">The TASK's requirement expression (UTF-8), possibly empty.</param>
+    public SelectionRequest(ReadOnlySpan<byte> clientId, ReadOnlySpan<byte> clientAddress, ReadOnlySpan<byte> kind, AttributeList attributes, ReadOnlySpan<byte> requirement)
+    {
+        ClientId = clientId;
+        ClientAddress = clientAddress;
+        Kind = kind;
+        AttributeCount = attributes.Count;
+        AttributePairs = attributes.Raw;
+        Requirement = requirement;
+    }
+
+    /// <summary>Creates the request for a FORWARD frame, writing the client address into <paramref name="addressBuffer"/>.</summary>
+    /// <param name="forward">The FORWARD payload view.</param>
+    /// <param name="addressBuffer">At least 16 bytes that outlive the request (e.g. <c>stackalloc byte[16]</c>).</param>
+    /// <returns>The request.</returns>
+    public static SelectionRequest FromForward(ForwardView forward, Span<byte> addressBuffer)
+    {
+        int n = forward.Client.WriteAddress(addressBuffer);
+        TaskView task = forward.Task;
+        return new SelectionRequest(task.ClientId, addressBuffer[..n], task.Kind, task.Attributes, task.Requirement);
     }
 
     /// <summary>The client id (UTF-8).</summary>
@@ -39,8 +68,11 @@ public readonly ref struct SelectionRequest
     /// <summary>The task kind (UTF-8).</summary>
     public ReadOnlySpan<byte> Kind { get; }
 
-    /// <summary>The task attributes in the wire <c>attrs</c> encoding.</summary>
-    public ReadOnlySpan<byte> Attributes { get; }
+    /// <summary>Number of task attributes.</summary>
+    public int AttributeCount { get; }
+
+    /// <summary>The task attributes' (<c>key:str8</c>, <c>value:str8</c>) pairs as on the wire, without the count byte.</summary>
+    public ReadOnlySpan<byte> AttributePairs { get; }
 
     /// <summary>The requirement expression (UTF-8).</summary>
     public ReadOnlySpan<byte> Requirement { get; }
@@ -103,10 +135,10 @@ internal ref struct AttributeReader
     private ReadOnlySpan<byte> _rest;
     private int _left;
 
-    public AttributeReader(ReadOnlySpan<byte> encoded)
+    public AttributeReader(ReadOnlySpan<byte> pairs, int count)
     {
-        _rest = encoded.IsEmpty ? default : encoded[1..];
-        _left = encoded.IsEmpty ? 0 : encoded[0];
+        _rest = pairs;
+        _left = count;
         Malformed = false;
     }
 

@@ -14,17 +14,46 @@ internal sealed class ServerLive
     public volatile int Active;
     public int Issued;                // tickets issued since the last heartbeat (Interlocked)
     public volatile int Capacity;
-    public double LoadScale;          // uint.MaxValue / Capacity: load key without a division per decision
+    public ulong LoadFactor;          // ⌊2^32 ÷ Capacity⌋: the load fraction without a division per decision
     public long Pass;                 // weighted round robin: virtual finish time (wrapping arithmetic)
     public long Stride;               // weighted round robin: 2^32 / weight
-    public readonly ulong IdHash;     // stable hash of the id, for rendezvous hashing
+    public ulong IdHash;              // stable hash of the id, for rendezvous hashing (set once, before publication)
 
-    public ServerLive(ulong idHash) => IdHash = idHash;
+    /// <summary>
+    /// Hands out counters from blocks allocated back to back, so the counters of servers registered together
+    /// sit next to each other in memory (the GC keeps allocation order when it compacts) and a decision walks
+    /// them with few cache misses. Called under the engine's registration lock.
+    /// </summary>
+    internal sealed class Slab
+    {
+        private const int BlockSize = 256;
+        private ServerLive[] _block = [];
+        private int _next;
+
+        public ServerLive Take(ulong idHash)
+        {
+            if (_next == _block.Length)
+            {
+                _block = new ServerLive[BlockSize];
+                for (int i = 0; i < BlockSize; i++)
+                {
+                    _block[i] = new ServerLive();
+                }
+
+                _next = 0;
+            }
+
+            ServerLive live = _block[_next];
+            _block[_next++] = null!;
+            live.IdHash = idHash;
+            return live;
+        }
+    }
 
     public void SetCapacity(int capacity, int weight)
     {
         Capacity = capacity;
-        Volatile.Write(ref LoadScale, uint.MaxValue / (double)capacity);
+        Volatile.Write(ref LoadFactor, (1UL << 32) / (ulong)capacity);
         Volatile.Write(ref Stride, (1L << 32) / Math.Max(1, weight));
     }
 

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Net;
+using System.Text;
 using LiteDB;
 
 namespace Vip.Store;
@@ -18,16 +19,18 @@ internal enum StoreCollection : byte
 /// </summary>
 /// <remarks>
 /// <code>
-/// servers  { _id: id, addr: "ip", port: int, cap: int, state: int, drained: bool, reg: unixMs, seen: unixMs, attrs: [[k, v], ...] }
-/// clients  { _id: id, upd: unixMs, attrs: [[k, v], ...] }
-/// networks { _id: "10.1.0.0/16", upd: unixMs, attrs: [[k, v], ...] }
-/// meta     { _id: "schema", v: 1 }
+/// servers  { _id: id, addr: "ip", port: int, cap: int, state: int, drained: bool, reg: unixMs, seen: unixMs, attrs: binary }
+/// clients  { _id: id, upd: unixMs, attrs: binary }
+/// networks { _id: "10.1.0.0/16", upd: unixMs, attrs: binary }
+/// meta     { _id: "schema", v: 2 }
+/// attrs    := count:u8 (key:str8 value:str8){count}      ; the wire's attrs encoding, keys sorted
 /// </code>
-/// Attributes are pairs rather than sub-documents so any key text (dots, dollars) is stored as is.
+/// Attributes are one binary value rather than a sub-document: any key text (dots, dollars) is stored as is, and
+/// loading 10 000 records is several times faster than with nested BSON arrays (docs/benchmarks.md).
 /// </remarks>
 internal static class StoreDocuments
 {
-    public const int SchemaVersion = 1;
+    public const int SchemaVersion = 2; // 2: attributes as one binary value
 
     public static string CollectionName(StoreCollection c) => c switch
     {
@@ -68,6 +71,22 @@ internal static class StoreDocuments
             throw new InvalidDataException($"its schema version is {schema["v"]}, this vipd reads version {SchemaVersion}");
         }
     }
+
+    /// <summary>
+    /// Empties the log. A checkpoint alone leaves it as it is when it holds only the pages of a transaction that a
+    /// crash cut short (LiteDB skips a checkpoint without a committed transaction); committing one small write gives
+    /// the checkpoint something to do, and it truncates the log.
+    /// </summary>
+    public static void EmptyLog(LiteDatabase db)
+    {
+        var meta = db.GetCollection("meta");
+        meta.Upsert(new BsonDocument { ["_id"] = "schema", ["v"] = SchemaVersion });
+        db.Checkpoint();
+    }
+
+    public static string LogPathOf(string path) => Path.Combine(
+        Path.GetDirectoryName(path)!,
+        Path.GetFileNameWithoutExtension(path) + "-log" + Path.GetExtension(path));
 
     public static StoreSnapshot Load(LiteDatabase db)
     {
@@ -156,36 +175,78 @@ internal static class StoreDocuments
     private static NetworkRule ToNetwork(BsonDocument d) =>
         new(IPNetwork.TryParse(Str(d, "_id"), out var n) ? n : throw Bad(d, "_id"), FromBson(d), Time(d, "upd"));
 
-    private static BsonArray ToBson(IReadOnlyDictionary<string, string> attributes)
+    private static BsonValue ToBson(IReadOnlyDictionary<string, string> attributes)
     {
-        var array = new BsonArray();
-        foreach (var (k, v) in attributes.OrderBy(p => p.Key, StringComparer.Ordinal))
+        // Caps (≤ 255 pairs, ≤ 255 bytes each) are checked when the record enters the store.
+        var length = 1;
+        foreach (var (k, v) in attributes)
         {
-            array.Add(new BsonArray(new BsonValue(k), new BsonValue(v)));
+            length += 2 + Encoding.UTF8.GetByteCount(k) + Encoding.UTF8.GetByteCount(v);
         }
 
-        return array;
+        var bytes = new byte[length];
+        bytes[0] = (byte)attributes.Count;
+        var at = 1;
+        foreach (var (k, v) in attributes.OrderBy(p => p.Key, StringComparer.Ordinal))
+        {
+            at += WriteStr8(bytes.AsSpan(at), k);
+            at += WriteStr8(bytes.AsSpan(at), v);
+        }
+
+        return new BsonValue(bytes);
+    }
+
+    private static int WriteStr8(Span<byte> destination, string s)
+    {
+        var n = Encoding.UTF8.GetBytes(s, destination[1..]);
+        destination[0] = (byte)n;
+        return n + 1;
     }
 
     private static IReadOnlyDictionary<string, string> FromBson(BsonDocument d)
     {
-        if (!d.TryGetValue("attrs", out var value) || !value.IsArray)
+        if (!d.TryGetValue("attrs", out var value) || !value.IsBinary)
         {
             throw Bad(d, "attrs");
         }
 
-        var pairs = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var item in value.AsArray)
+        var bytes = value.AsBinary.AsSpan();
+        if (bytes.Length == 0)
         {
-            if (!item.IsArray || item.AsArray.Count != 2 || !item.AsArray[0].IsString || !item.AsArray[1].IsString)
+            throw Bad(d, "attrs");
+        }
+
+        int count = bytes[0];
+        if (count == 0)
+        {
+            return bytes.Length == 1 ? Attributes.Empty : throw Bad(d, "attrs");
+        }
+
+        var pairs = new Dictionary<string, string>(count, StringComparer.Ordinal);
+        var at = 1;
+        for (var i = 0; i < count; i++)
+        {
+            if (!TryReadStr8(bytes, ref at, out var k) || !TryReadStr8(bytes, ref at, out var v) || k.Length == 0 || !pairs.TryAdd(k, v))
             {
                 throw Bad(d, "attrs");
             }
-
-            pairs[item.AsArray[0].AsString] = item.AsArray[1].AsString;
         }
 
-        return pairs.Count == 0 ? Attributes.Empty : Attributes.Freeze(pairs);
+        return at == bytes.Length ? pairs.AsReadOnly() : throw Bad(d, "attrs");
+    }
+
+    private static bool TryReadStr8(ReadOnlySpan<byte> bytes, ref int at, out string value)
+    {
+        value = "";
+        if (at >= bytes.Length || at + 1 + bytes[at] > bytes.Length)
+        {
+            return false;
+        }
+
+        int n = bytes[at];
+        value = Encoding.UTF8.GetString(bytes.Slice(at + 1, n));
+        at += 1 + n;
+        return true;
     }
 
     private static string Str(BsonDocument d, string field) =>

@@ -91,7 +91,10 @@ internal static class Attributes
 {
     public static readonly IReadOnlyDictionary<string, string> Empty = FrozenDictionary<string, string>.Empty;
 
-    /// <summary>A private immutable copy, so callers cannot change a stored record afterwards.</summary>
+    /// <summary>
+    /// A private read-only copy, so callers cannot change a stored record afterwards. A plain dictionary behind a
+    /// read-only wrapper, not a FrozenDictionary: building those costs more than a store open can spend per record.
+    /// </summary>
     public static IReadOnlyDictionary<string, string> Freeze(IEnumerable<KeyValuePair<string, string>> source) =>
-        source.ToFrozenDictionary(StringComparer.Ordinal);
+        new Dictionary<string, string>(source, StringComparer.Ordinal).AsReadOnly();
 }

@@ -58,9 +58,7 @@ public sealed class VipStore : IAsyncDisposable, IDisposable
     public string Path { get; }
 
     /// <summary>The LiteDB log file next to it (<c>NAME-log.EXT</c>), empty between batches.</summary>
-    public string LogPath => System.IO.Path.Combine(
-        System.IO.Path.GetDirectoryName(Path)!,
-        System.IO.Path.GetFileNameWithoutExtension(Path) + "-log" + System.IO.Path.GetExtension(Path));
+    public string LogPath => StoreDocuments.LogPathOf(Path);
 
     /// <summary>The current snapshot; a volatile read, no lock.</summary>
     public StoreSnapshot Snapshot => _snapshot;
@@ -140,6 +138,11 @@ public sealed class VipStore : IAsyncDisposable, IDisposable
             db = StoreDocuments.OpenDatabase(path);
             db.Checkpoint(); // fold in what a crash left in the log, so the log starts empty
             StoreDocuments.EnsureSchema(db);
+            if (new FileInfo(StoreDocuments.LogPathOf(path)) is { Exists: true, Length: > 0 })
+            {
+                StoreDocuments.EmptyLog(db);
+            }
+
             var snapshot = StoreDocuments.Load(db);
             if (isNew)
             {

@@ -74,7 +74,7 @@ public sealed class TicketIssuer : IDisposable
         ulong id;
         do
         {
-            RandomNumberGenerator.Fill(b);
+            TicketCrypto.FillRandom(b);
             id = BinaryPrimitives.ReadUInt64LittleEndian(b);
         }
         while (id == 0);
@@ -163,7 +163,7 @@ public sealed class TicketIssuer : IDisposable
         BinaryPrimitives.WriteUInt32BigEndian(d[TicketFormat.KeyIdOffset..], keys.Active.Id);
         BinaryPrimitives.WriteUInt64BigEndian(d[TicketFormat.TicketIdOffset..], ticketId);
         BinaryPrimitives.WriteInt64BigEndian(d[TicketFormat.ExpiresOffset..], expiresUnixMs);
-        RandomNumberGenerator.Fill(d.Slice(TicketFormat.NonceOffset, TicketFormat.NonceLength));
+        TicketCrypto.FillRandom(d.Slice(TicketFormat.NonceOffset, TicketFormat.NonceLength));
         d[TicketFormat.FamilyOffset] = v4 ? (byte)4 : (byte)6;
         var a = v4 ? address[12..] : address;
         a.CopyTo(d[TicketFormat.AddressOffset..]);
@@ -183,7 +183,7 @@ public sealed class TicketIssuer : IDisposable
             BinaryPrimitives.WriteUInt32BigEndian(d[TicketFormat.KeyIdOffset..], key.Id);
         }
 
-        HMACSHA256.HashData(key.Secret, d[..signedLength], d.Slice(signedLength, TicketFormat.MacLength));
+        key.Hmac.Compute(d[..signedLength], d.Slice(signedLength, TicketFormat.MacLength));
         _issued.Add(1);
         return signedLength + TicketFormat.MacLength;
     }

@@ -29,6 +29,7 @@ public sealed class TicketKey
         Id = id;
         _secret = secret.ToArray();
         Created = created;
+        Hmac = new ThreadLocalHmac(_secret);
     }
 
     /// <summary>The key id (1..2^32-1) written into every ticket signed with this key.</summary>
@@ -39,6 +40,9 @@ public sealed class TicketKey
 
     /// <summary>The secret. Never log it.</summary>
     public ReadOnlySpan<byte> Secret => _secret;
+
+    /// <summary>HMAC-SHA256 keyed with the secret, one reusable context per thread.</summary>
+    internal ThreadLocalHmac Hmac { get; }
 
     /// <summary>Generates a key with a fresh 256-bit secret from the operating system's CSPRNG.</summary>
     public static TicketKey Generate(uint id, DateTimeOffset created)

@@ -228,7 +228,7 @@ public sealed class TicketVerifier : IDisposable
         }
 
         Span<byte> mac = stackalloc byte[TicketFormat.MacLength];
-        HMACSHA256.HashData(key.Secret, t.Signed, mac);
+        key.Hmac.Compute(t.Signed, mac);
         if (!CryptographicOperations.FixedTimeEquals(mac, t.Mac))
         {
             return TicketStatus.BadSignature;

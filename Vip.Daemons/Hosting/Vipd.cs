@@ -12,17 +12,17 @@ internal static class Vipd
         new VipRole(),
         new KeygenRole(),
         new Tier1Role(),
-        new SubmitRole(),
-    ];
-
-    /// <summary>Roles that run but are not listed by <c>vipd --help</c>.</summary>
-    internal static IReadOnlyList<IRole> HiddenRoles { get; } =
-    [
-        new IdleRole(),
-        new StoreTortureRole(),
         new Tier2Role(),
         new AppRole(),
+        new SubmitRole(),
+        new DemoRole(),
         new CtlRole(),
+    ];
+
+    /// <summary>Roles that run but are not listed by <c>vipd --help</c> (test tooling).</summary>
+    internal static IReadOnlyList<IRole> HiddenRoles { get; } =
+    [
+        new StoreTortureRole(),
     ];
 
     public static async Task<int> RunAsync(string[] args)

@@ -1,5 +1,3 @@
-using Vip.Daemons.Hosting;
-
 namespace Vip.Tests.Hosting;
 
 /// <summary>vipd as a Type=notify service: what systemd would receive on NOTIFY_SOCKET.</summary>
@@ -8,14 +6,8 @@ public sealed class SystemdNotifyTests
 {
     private static readonly TimeSpan Generous = TimeSpan.FromSeconds(60);
 
-    /// <summary>
-    /// A long-running role that needs nothing else: the VIP box once it is registered (a backend that is down is
-    /// fine: it still listens), until then the hidden hosting-only role.
-    /// </summary>
-    internal static string[] LongRunningRole() =>
-        Vipd.Roles.Any(r => r.Name == "vip")
-            ? ["vip", "--listen", "127.0.0.1:0", "--backends", "127.0.0.1:9"]
-            : ["idle", "--listen", "127.0.0.1:0"];
+    /// <summary>A long-running role that needs nothing else: the VIP box (a backend that is down is fine: it still listens).</summary>
+    internal static string[] LongRunningRole() => ["vip", "--listen", "127.0.0.1:0", "--backends", "127.0.0.1:9"];
 
     [Test]
     public async Task Ready_watchdog_and_stopping_arrive_in_order_and_SIGTERM_exits_0()

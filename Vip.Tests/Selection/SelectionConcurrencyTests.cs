@@ -51,7 +51,7 @@ public class SelectionConcurrencyTests
             byte[] requirement = "region=eu, cores>=8, zone=z1:10"u8.ToArray();
             for (int n = 0; Running(n, 200_000); n++)
             {
-                SelectionResult r = engine.Select(new SelectionRequest("c1"u8, [10, 0, 0, 1], "echo"u8, default, requirement));
+                SelectionResult r = engine.Select(new SelectionRequest("c1"u8, [10, 0, 0, 1], "echo"u8, ReadOnlySpan<byte>.Empty, requirement));
                 if (!r.IsSelected)
                 {
                     continue;

@@ -305,7 +305,7 @@ public class SelectionMatrixTests
     {
         using SelectionFixture f = Fleet();
 
-        SelectionResult r = f.Engine.Select(new SelectionRequest("c1"u8, [10, 0, 0], "echo"u8, default, default));
+        SelectionResult r = f.Engine.Select(new SelectionRequest("c1"u8, [10, 0, 0], "echo"u8, ReadOnlySpan<byte>.Empty, default));
 
         Assert.That(r.Outcome, Is.EqualTo(SelectionOutcome.Malformed));
     }
@@ -317,7 +317,7 @@ public class SelectionMatrixTests
         f.Add("plain");
         f.Add("eu", 100, "region=eu");
 
-        SelectionResult r = f.Engine.Select(new SelectionRequest("c1"u8, default, "echo"u8, default, default));
+        SelectionResult r = f.Engine.Select(new SelectionRequest("c1"u8, default, "echo"u8, ReadOnlySpan<byte>.Empty, default));
 
         Assert.That(r.Server!.Id, Is.EqualTo("plain"));
     }

@@ -363,3 +363,59 @@ public class SelectionStateTests
         Assert.That(allocated, Is.Zero);
     }
 }
+
+public class SelectionServiceCollectionTests
+{
+    [Test]
+    public void Engine_resolves_from_the_container_with_its_configured_options()
+    {
+        var services = new Microsoft.Extensions.DependencyInjection.ServiceCollection();
+        services.AddVipSelection(o => o.Policy = SelectionPolicy.ClientAffinity);
+        using Microsoft.Extensions.DependencyInjection.ServiceProvider provider = Microsoft.Extensions.DependencyInjection.ServiceCollectionContainerBuilderExtensions.BuildServiceProvider(services);
+
+        SelectionEngine engine = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<SelectionEngine>(provider);
+
+        Assert.That(engine.Options.Policy, Is.EqualTo(SelectionPolicy.ClientAffinity));
+    }
+
+    [Test]
+    public void Invalid_options_fail_validation_in_the_container()
+    {
+        var services = new Microsoft.Extensions.DependencyInjection.ServiceCollection();
+        services.AddVipSelection(o => o.MaxAlternatives = 99);
+        using Microsoft.Extensions.DependencyInjection.ServiceProvider provider = Microsoft.Extensions.DependencyInjection.ServiceCollectionContainerBuilderExtensions.BuildServiceProvider(services);
+
+        var ex = Assert.Throws<Microsoft.Extensions.Options.OptionsValidationException>(() =>
+            _ = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Microsoft.Extensions.Options.IOptions<SelectionOptions>>(provider).Value);
+
+        Assert.That(ex!.Message, Does.Contain("MaxAlternatives must be 0 to 8."));
+    }
+}
+
+public class SelectionProtocolTests
+{
+    [Test]
+    public void Request_built_from_a_forward_frame_selects_like_one_built_from_strings()
+    {
+        using var f = new SelectionFixture(o =>
+        {
+            o.BindingKeys = ["pool"];
+            o.ReservedBindings = false;
+        });
+        f.Add("gold", 10, "pool=gold");
+        f.Add("plain", 10);
+        f.Engine.SetNetworkRules([new NetworkRule(IPNetwork.Parse("10.0.0.0/8"), SelectionFixture.Attrs("zone=a"))]);
+        var task = new Vip.Protocol.TaskRequest("c1", "echo", [new("pool", "gold")], "", ReadOnlyMemory<byte>.Empty);
+        var forward = new Vip.Protocol.ForwardRequest("t1", Vip.Protocol.WireEndpoint.From(IPAddress.Parse("10.0.0.1"), 5000), task);
+        byte[] payload = new byte[1024];
+        var writer = new Vip.Protocol.PayloadWriter(payload);
+        forward.WritePayload(ref writer);
+
+        Span<byte> address = stackalloc byte[16];
+        SelectionResult r = f.Engine.Select(SelectionRequest.FromForward(Vip.Protocol.ForwardView.Read(payload.AsSpan(0, writer.Written)), address));
+
+        Assert.That(r.Outcome, Is.EqualTo(SelectionOutcome.Selected), r.Message);
+        Assert.That(r.Server!.Id, Is.EqualTo("gold"), "the task's pool attribute bound the choice");
+        Assert.That(f.Explain(address: "10.0.0.1").ClientAttributes["zone"], Is.EqualTo("a"));
+    }
+}

@@ -57,6 +57,43 @@ public class TicketTests
     }
 
     [Test]
+    public void Ticket_bytes_follow_the_documented_layout()
+    {
+        using var issuer = Issuer();
+        var buffer = new byte[TicketIssuer.MaxTicketLength];
+        var n = issuer.Issue(buffer, "app-1", Client, 0x0102030405060708UL, 0x1122334455667788L);
+        var t = buffer[..n];
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(n, Is.EqualTo(1 + 4 + 8 + 8 + 16 + 1 + 4 + 1 + 5 + 32));
+            Assert.That(t[0], Is.EqualTo(1), "version");
+            Assert.That(t.AsSpan(1, 4).ToArray(), Is.EqualTo(new byte[] { 0, 0, 0, 1 }), "key id");
+            Assert.That(t.AsSpan(5, 8).ToArray(), Is.EqualTo(new byte[] { 1, 2, 3, 4, 5, 6, 7, 8 }), "ticket id");
+            Assert.That(t.AsSpan(13, 8).ToArray(), Is.EqualTo(new byte[] { 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88 }), "expiry");
+            Assert.That(t[37], Is.EqualTo(4), "family");
+            Assert.That(t.AsSpan(38, 4).ToArray(), Is.EqualTo(Client.GetAddressBytes()), "client");
+            Assert.That(t[42], Is.EqualTo(5), "server id length");
+            Assert.That(System.Text.Encoding.UTF8.GetString(t, 43, 5), Is.EqualTo("app-1"));
+        });
+    }
+
+    [Test]
+    public void Mac_is_hmac_sha256_of_every_byte_before_it_on_every_thread()
+    {
+        using var issuer = Issuer();
+        var nonces = new System.Collections.Concurrent.ConcurrentDictionary<string, bool>();
+        Parallel.For(0, 64, i =>
+        {
+            var buffer = new byte[TicketIssuer.MaxTicketLength];
+            var n = issuer.Issue(buffer, "app-" + i, i % 2 == 0 ? Client : IPAddress.Parse("fd00::" + (i + 1)), (ulong)i, out _);
+            var expected = System.Security.Cryptography.HMACSHA256.HashData(_keys.Active.Secret, buffer.AsSpan(0, n - 32));
+            Assert.That(buffer.AsSpan(n - 32, 32).ToArray(), Is.EqualTo(expected));
+            Assert.That(nonces.TryAdd(Convert.ToHexString(buffer, 21, 16), true), Is.True, "nonces never repeat");
+        });
+    }
+
+    [Test]
     public void Longest_ticket_fits_the_protocol_cap()
     {
         using var issuer = Issuer();

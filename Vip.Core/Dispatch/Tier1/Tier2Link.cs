@@ -143,12 +143,8 @@ internal sealed class Tier2Link
     {
         var outbox = new FrameOutbox(socket, 64 * 1024, static o => o.Close());
         using var receiver = new SocketReceiver(socket, _options.Limits.MaxPayload, releaseWhenIdle: false);
-        Volatile.Write(ref _failures, 0);
-        Volatile.Write(ref _lastPong, _time.GetTimestamp());
-        _stale = false;
-        _outOfRotation = false;
         _socket = socket;
-        _outbox = outbox;
+        Attach(outbox);
         Tier1Log.Tier2Up(_logger, EndPoint);
         var reason = "closed by peer";
         using var registration = stopping.Register(static s => ((Socket)s!).Dispose(), socket);
@@ -236,6 +232,16 @@ internal sealed class Tier2Link
         {
             batch.Add(outbox);
         }
+    }
+
+    /// <summary>Makes <paramref name="outbox"/> the link's send side and puts the link in rotation (benchmarks attach a socketless one).</summary>
+    internal void Attach(FrameOutbox outbox)
+    {
+        Volatile.Write(ref _failures, 0);
+        Volatile.Write(ref _lastPong, _time.GetTimestamp());
+        _stale = false;
+        _outOfRotation = false;
+        _outbox = outbox;
     }
 
     /// <summary>Closes the current connection (stop, or a test simulating a failure).</summary>

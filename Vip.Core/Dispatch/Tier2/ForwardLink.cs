@@ -7,13 +7,29 @@ using Vip.Protocol;
 
 namespace Vip.Dispatch.Tier2;
 
+/// <summary>Where the dispatcher writes one batch's answers and notes the control links that hold its EXPECTs.</summary>
+internal interface IDispatchSink
+{
+    /// <summary>The answers (REDIRECT, REJECT) of the batch.</summary>
+    IBufferWriter<byte> Output { get; }
+
+    /// <summary>Scratch for the alternatives of one REDIRECT.</summary>
+    AlternativeTarget[] Alternatives { get; }
+
+    /// <summary>For logs.</summary>
+    IPEndPoint RemoteEndPoint { get; }
+
+    /// <summary>Notes that <paramref name="link"/> holds an EXPECT of the batch; it must be flushed before the answers.</summary>
+    void MarkDirty(ControlLink link);
+}
+
 /// <summary>
 /// One tier-1 daemon's connection to the listen port: FORWARD and PING frames, many in flight, each answered by
 /// request id. Frames are handled in batches — every frame the last read delivered — and at the end of a batch
 /// the EXPECT notices it produced are sent to their app servers first, then the batch's answers to the tier-1
 /// daemon, so no REDIRECT leaves before the EXPECT for it is on its way.
 /// </summary>
-internal sealed class ForwardLink
+internal sealed class ForwardLink : IDispatchSink
 {
     private readonly Tier2Server _server;
     private readonly Socket _socket;

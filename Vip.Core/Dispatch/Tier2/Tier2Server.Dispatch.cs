@@ -15,7 +15,7 @@ public sealed partial class Tier2Server
     /// into the tier-1 link's output. Allocates nothing in steady state. Returns false when the frame was
     /// malformed and the link must close.
     /// </summary>
-    internal bool Dispatch(ReadOnlySpan<byte> payload, ulong requestId, ForwardLink link)
+    internal bool Dispatch(ReadOnlySpan<byte> payload, ulong requestId, IDispatchSink link)
     {
         ForwardView forward;
         try
@@ -117,7 +117,7 @@ public sealed partial class Tier2Server
         return true;
     }
 
-    private void Reject(ForwardLink link, ulong requestId, RejectCode code, uint retryAfterMs, string message)
+    private void Reject(IDispatchSink link, ulong requestId, RejectCode code, uint retryAfterMs, string message)
     {
         // Messages are short; encode on the stack so a rejection allocates nothing either.
         Span<byte> utf8 = stackalloc byte[512];

@@ -157,9 +157,9 @@ public sealed partial class Tier2Server : IAsyncDisposable
     /// </summary>
     public async Task StopAsync(CancellationToken cancellationToken = default)
     {
-        if (Interlocked.Exchange(ref _started, 1) == 0 || Interlocked.Exchange(ref _stopped, 1) != 0)
+        if (_store is null || Interlocked.Exchange(ref _stopped, 1) != 0)
         {
-            return;
+            return; // never started (or start failed), or already stopped
         }
 
         Tier2Log.Stopping(Log, _options.Id);

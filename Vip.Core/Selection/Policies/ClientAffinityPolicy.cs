@@ -7,15 +7,14 @@ namespace Vip.Selection.Policies;
 /// </summary>
 internal sealed class ClientAffinityPolicy : ISelectionPolicy
 {
-    public void Keys(in RankInput input, ReadOnlySpan<Candidate> candidates, Span<uint> keys)
+    public void Rank(ref CandidateScan scan) => scan.Run(new RendezvousKey(scan.ClientHash), randomTies: true);
+
+    public void Settle(ref CandidateScan scan, bool commit)
     {
-        for (int i = 0; i < candidates.Length; i++)
-        {
-            keys[i] = ~(uint)(PolicyHash.Mix(input.ClientHash ^ candidates[i].Live.IdHash) >> 32);
-        }
     }
 
-    public void Settle(in RankInput input, Span<Ranked> top, ReadOnlySpan<Candidate> candidates, bool commit)
+    private readonly struct RendezvousKey(ulong client) : IRankKey
     {
+        public uint Key(ServerLive live, int index, uint load) => ~(uint)(PolicyHash.Mix(client ^ live.IdHash) >> 32);
     }
 }

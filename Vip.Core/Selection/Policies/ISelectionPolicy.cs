@@ -1,33 +1,144 @@
+using System.Numerics;
+
 namespace Vip.Selection.Policies;
 
 /// <summary>
-/// A ranking policy: gives each candidate a key (lower ranks first), and settles the short list once the
-/// best few are known. Preference scores and random tie-breaking are combined with the key by the selector.
+/// A ranking policy: scans the candidates of one decision with its own ranking key, then settles the short
+/// list (a second look at its head, and bookkeeping for a committed choice).
 /// </summary>
 internal interface ISelectionPolicy
 {
-    /// <summary>Writes the policy key of each candidate (lower is better).</summary>
-    void Keys(in RankInput input, ReadOnlySpan<Candidate> candidates, Span<uint> keys);
+    /// <summary>Scans the matching servers, keeping the best few in <see cref="CandidateScan.Top"/>.</summary>
+    void Rank(ref CandidateScan scan);
 
     /// <summary>
-    /// Reorders the head of the ranked short list if the policy needs a second look, and records the choice
-    /// (<c>top[0]</c>) when <paramref name="commit"/> is true (false for explain's dry run).
+    /// Reorders the head of the short list if the policy needs a second look, and records the choice
+    /// (<c>Top[0]</c>) when <paramref name="commit"/> is true (false for explain's dry run).
     /// </summary>
-    void Settle(in RankInput input, Span<Ranked> top, ReadOnlySpan<Candidate> candidates, bool commit);
+    void Settle(ref CandidateScan scan, bool commit);
 }
 
-/// <summary>Per-decision inputs of a policy.</summary>
-internal readonly record struct RankInput(ulong Seed, ulong ClientHash, PreferenceMode Mode);
-
-/// <summary>A server that passed every filter: its index in the snapshot, preference score and current use.</summary>
-internal readonly record struct Candidate(int Index, int Score, int Used, ServerLive Live)
+/// <summary>The ranking key of one policy (lower ranks first); a struct so the scan loop is specialised and inlined per policy.</summary>
+internal interface IRankKey
 {
-    /// <summary>Load as a 32-bit fraction of capacity: (active + issued) ÷ capacity × 2^32.</summary>
-    public uint LoadKey => (uint)Math.Min(Used * Live.LoadScale, uint.MaxValue);
+    uint Key(ServerLive live, int index, uint load);
 }
 
-/// <summary>One entry of the short list: composite key (score, policy key, tie) and the candidate slot.</summary>
-internal record struct Ranked(ulong Key, int Slot);
+/// <summary>One entry of the short list.</summary>
+/// <param name="Key">Composite key: preference score, policy key and tie-breaker, in the configured order.</param>
+/// <param name="Index">Server index in the snapshot.</param>
+/// <param name="Score">Preference score.</param>
+/// <param name="Load">(active + issued) ÷ capacity as a 32-bit fraction.</param>
+internal readonly record struct Ranked(ulong Key, int Index, int Score, uint Load);
+
+/// <summary>
+/// One pass over the servers that passed the index filters: drops those that are not up, expired or full,
+/// scores preferences, computes the policy key and keeps the best <c>Top.Length</c> in order. Allocates nothing.
+/// </summary>
+internal ref struct CandidateScan
+{
+    public ReadOnlySpan<ulong> Mask;
+    public ServerLive[] Lives;
+    public ReadOnlySpan<Probe> Probes;
+    public long Now;
+    public long Expire;
+    public ulong Seed;
+    public ulong ClientHash;
+    public bool ScoreFirst;
+    public Span<Ranked> Top;
+
+    /// <summary>Entries of <see cref="Top"/> in use.</summary>
+    public int Filled;
+
+    /// <summary>Candidates seen (up, fresh, under capacity).</summary>
+    public int Candidates;
+
+    /// <summary>True when a matching, up server was skipped because it was full.</summary>
+    public bool SawFull;
+
+    public void Run<TKey>(TKey policy, bool randomTies)
+        where TKey : struct, IRankKey
+    {
+        ReadOnlySpan<ulong> mask = Mask;
+        ServerLive[] lives = Lives;
+        ReadOnlySpan<Probe> probes = Probes;
+        Span<Ranked> top = Top;
+        int k = top.Length;
+        int filled = 0;
+        int candidates = 0;
+        bool sawFull = false;
+        long now = Now;
+        long expire = Expire;
+        ulong seed = Seed;
+        bool scoreFirst = ScoreFirst;
+        for (int w = 0; w < mask.Length; w++)
+        {
+            ulong bits = mask[w];
+            while (bits != 0)
+            {
+                int i = (w << 6) + BitOperations.TrailingZeroCount(bits);
+                bits &= bits - 1;
+                ServerLive live = lives[i];
+                if (live.State != (int)ServerState.Up || now - Volatile.Read(ref live.LastHeardTimestamp) > expire)
+                {
+                    continue;
+                }
+
+                int used = live.Active + Volatile.Read(ref live.Issued);
+                if (used >= live.Capacity)
+                {
+                    sawFull = true;
+                    continue;
+                }
+
+                candidates++;
+                int score = 0;
+                for (int p = 0; p < probes.Length; p++)
+                {
+                    if (probes[p].Contains(i))
+                    {
+                        score += probes[p].Weight;
+                    }
+                }
+
+                // used < capacity, so used × ⌊2^32 ÷ capacity⌋ < 2^32: the load as a fraction, without a division.
+                uint load = (uint)((ulong)(uint)used * Volatile.Read(ref live.LoadFactor));
+                ulong key = policy.Key(live, i, load);
+                ulong inverted = (ulong)(0xFFFF - Math.Min(score, 0xFFFF));
+                ulong composite = scoreFirst ? (inverted << 48) | (key << 16) : (key << 32) | (inverted << 16);
+                if (filled == k)
+                {
+                    // The tie-breaker only adds low bits: anything not below the worst kept entry already is out.
+                    if (composite >= top[k - 1].Key)
+                    {
+                        continue;
+                    }
+
+                    filled--;
+                }
+
+                if (randomTies)
+                {
+                    composite |= PolicyHash.Random(seed, i) & 0xFFFF;
+                }
+
+                int at = filled;
+                while (at > 0 && top[at - 1].Key > composite)
+                {
+                    top[at] = top[at - 1];
+                    at--;
+                }
+
+                top[at] = new Ranked(composite, i, score, load);
+                filled++;
+            }
+        }
+
+        Filled = filled;
+        Candidates = candidates;
+        SawFull = sawFull;
+    }
+}
 
 /// <summary>Hashes shared by the policies: stable across processes (rendezvous must agree between tier-2 daemons).</summary>
 internal static class PolicyHash
@@ -61,8 +172,7 @@ internal static class PolicyHash
     {
         Span<byte> buffer = stackalloc byte[256];
         int n = System.Text.Encoding.UTF8.GetByteCount(s);
-        byte[]? big = n > buffer.Length ? new byte[n] : null;
-        Span<byte> bytes = big ?? buffer;
+        Span<byte> bytes = n > buffer.Length ? new byte[n] : buffer;
         int written = System.Text.Encoding.UTF8.GetBytes(s, bytes);
         return Stable(bytes[..written]);
     }

@@ -3,15 +3,14 @@ namespace Vip.Selection.Policies;
 /// <summary>Lowest (active + issued) ÷ capacity first; ties fall to the preference score, then chance.</summary>
 internal sealed class LeastLoadPolicy : ISelectionPolicy
 {
-    public void Keys(in RankInput input, ReadOnlySpan<Candidate> candidates, Span<uint> keys)
+    public void Rank(ref CandidateScan scan) => scan.Run(default(LoadKey), randomTies: true);
+
+    public void Settle(ref CandidateScan scan, bool commit)
     {
-        for (int i = 0; i < candidates.Length; i++)
-        {
-            keys[i] = candidates[i].LoadKey;
-        }
     }
 
-    public void Settle(in RankInput input, Span<Ranked> top, ReadOnlySpan<Candidate> candidates, bool commit)
+    private readonly struct LoadKey : IRankKey
     {
+        public uint Key(ServerLive live, int index, uint load) => load;
     }
 }

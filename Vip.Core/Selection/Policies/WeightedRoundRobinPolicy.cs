@@ -2,34 +2,24 @@ namespace Vip.Selection.Policies;
 
 /// <summary>
 /// Weighted round robin by stride scheduling: each server has a virtual finish time (its pass) that advances
-/// by 2^32 ÷ weight each time it is chosen; the candidate with the smallest pass goes next. A server that was
-/// not a candidate for a while catches up to the virtual time instead of taking a burst. Arithmetic wraps
-/// (differences are compared, never absolute values), so the counters never overflow in practice.
+/// by 2^32 ÷ weight each time it is chosen; the candidate with the smallest pass goes next, ties to the lower
+/// index, so equal weights alternate. A server that was not a candidate for a while catches up to the virtual
+/// time instead of taking a burst. Arithmetic wraps (differences are compared, never absolute values).
 /// </summary>
 internal sealed class WeightedRoundRobinPolicy : ISelectionPolicy
 {
     private long _virtualTime;
 
-    public long VirtualTime => Volatile.Read(ref _virtualTime);
+    public void Rank(ref CandidateScan scan) => scan.Run(new PassKey(Volatile.Read(ref _virtualTime)), randomTies: false);
 
-    public void Keys(in RankInput input, ReadOnlySpan<Candidate> candidates, Span<uint> keys)
+    public void Settle(ref CandidateScan scan, bool commit)
     {
-        long vt = Volatile.Read(ref _virtualTime);
-        for (int i = 0; i < candidates.Length; i++)
-        {
-            long ahead = Volatile.Read(ref candidates[i].Live.Pass) - vt;
-            keys[i] = ahead <= 0 ? 0 : ahead >= uint.MaxValue ? uint.MaxValue : (uint)ahead;
-        }
-    }
-
-    public void Settle(in RankInput input, Span<Ranked> top, ReadOnlySpan<Candidate> candidates, bool commit)
-    {
-        if (!commit || top.IsEmpty)
+        if (!commit || scan.Filled == 0)
         {
             return;
         }
 
-        ServerLive live = candidates[top[0].Slot].Live;
+        ServerLive live = scan.Lives[scan.Top[0].Index];
         long vt = Volatile.Read(ref _virtualTime);
         long pass = Volatile.Read(ref live.Pass);
         long start = pass - vt < 0 ? vt : pass;
@@ -60,4 +50,13 @@ internal sealed class WeightedRoundRobinPolicy : ISelectionPolicy
 
     /// <summary>A new server starts at the current virtual time, not at zero.</summary>
     public void OnRegistered(ServerLive live) => Volatile.Write(ref live.Pass, Volatile.Read(ref _virtualTime));
+
+    private readonly struct PassKey(long virtualTime) : IRankKey
+    {
+        public uint Key(ServerLive live, int index, uint load)
+        {
+            long ahead = Volatile.Read(ref live.Pass) - virtualTime;
+            return ahead <= 0 ? 0 : ahead >= uint.MaxValue ? uint.MaxValue : (uint)ahead;
+        }
+    }
 }
