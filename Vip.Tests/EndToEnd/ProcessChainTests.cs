@@ -90,18 +90,27 @@ public class ProcessChainTests
 
         // Ready when every app server can be chosen through the VIP address.
         await using var probe = new VipClient(new VipClientOptions { Vip = chain.Vip, LocalAddress = IPAddress.Parse("127.0.0.60"), MaxAttempts = 1, RequestTimeout = TimeSpan.FromSeconds(2) });
+        // Each tier-2 learns of the app servers on its own, and tier-1 hashes client ids over the tier-2s: the
+        // chain is ready when every server has been chosen for several distinct client ids (so, almost surely,
+        // through both tier-2s), including the ids the tests use.
+        var clients = new[] { "cli", "probe-a", "probe-b", "probe-c", "probe-d", "probe-e", "probe-f", "probe-g" };
+        var seenBy = new Dictionary<string, HashSet<string>>();
         var seen = new HashSet<string>();
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (seen.Count < Servers.Length && DateTime.UtcNow < deadline)
+        while (seenBy.Count(kv => kv.Value.Count == clients.Length) < Servers.Length && DateTime.UtcNow < deadline)
         {
             try
             {
-                foreach (var requirement in new[] { "region=eu", "region=us, cpu<8", "cpu>=16" })
+                foreach (var client in clients)
                 {
-                    var r = await probe.TrySubmitAsync(Tasks.Make($"probe-{seen.Count}", requirement: requirement));
-                    if (r.Assignment is { } a)
+                    foreach (var requirement in new[] { "region=eu", "region=us, cpu<8", "cpu>=16" })
                     {
-                        seen.Add(a.ServerId);
+                        var r = await probe.TrySubmitAsync(Tasks.Make(client, requirement: requirement));
+                        if (r.Assignment is { } a)
+                        {
+                            seen.Add(a.ServerId);
+                            (seenBy.TryGetValue(a.ServerId, out var set) ? set : seenBy[a.ServerId] = []).Add(client);
+                        }
                     }
                 }
             }
