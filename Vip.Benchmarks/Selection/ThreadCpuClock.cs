@@ -69,3 +69,9 @@ public class SelectionCpuTimeBenchmarks
     [Benchmark]
     public int Select() => Fleet.Select(_engine!).ServerIndex;
 }
+
+/// <summary><see cref="SelectionUnderHeartbeatsBenchmarks"/> timed in thread CPU time: the heartbeat thread's own CPU is not counted, its cache traffic is.</summary>
+[Config(typeof(ThreadCpuTimeConfig))]
+public class SelectionUnderHeartbeatsCpuTimeBenchmarks : SelectionUnderHeartbeatsBenchmarks
+{
+}
