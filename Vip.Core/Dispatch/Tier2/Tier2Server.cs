@@ -229,7 +229,8 @@ public sealed partial class Tier2Server : IAsyncDisposable
 
     // ------------------------------------------------------------------ accept loops
 
-    private async Task AcceptForwardLinksAsync(Socket listener)
+    // One accept loop serves both ports; each says how many links it holds, its cap, and how to start a link.
+    private async Task AcceptLoopAsync(Socket listener, string port, Func<int> count, int max, Func<Socket, Task> start)
     {
         var running = new List<Task>();
         while (true)
@@ -248,21 +249,26 @@ public sealed partial class Tier2Server : IAsyncDisposable
                 continue;
             }
 
-            if (_forwardLinks.Count >= _options.MaxTier1Connections)
+            if (count() >= max)
             {
-                Tier2Log.ConnectionLimit(Log, _options.MaxTier1Connections, "listen", socket.RemoteEndPoint?.ToString() ?? "?");
+                Tier2Log.ConnectionLimit(Log, max, port, socket.RemoteEndPoint?.ToString() ?? "?");
                 socket.Dispose();
                 continue;
             }
 
-            var link = new ForwardLink(this, socket, _options.Limits);
-            _forwardLinks[link] = 0;
             running.RemoveAll(t => t.IsCompleted);
-            running.Add(RunForwardLinkAsync(link));
+            running.Add(start(socket));
         }
 
         await Task.WhenAll(running).ConfigureAwait(false);
     }
+
+    private Task AcceptForwardLinksAsync(Socket listener) => AcceptLoopAsync(listener, "listen", () => _forwardLinks.Count, _options.MaxTier1Connections, socket =>
+    {
+        var link = new ForwardLink(this, socket, _options.Limits);
+        _forwardLinks[link] = 0;
+        return RunForwardLinkAsync(link);
+    });
 
     private async Task RunForwardLinkAsync(ForwardLink link)
     {
@@ -277,41 +283,13 @@ public sealed partial class Tier2Server : IAsyncDisposable
         }
     }
 
-    private async Task AcceptControlLinksAsync(Socket listener)
+    private Task AcceptControlLinksAsync(Socket listener) => AcceptLoopAsync(listener, "control", () => _controlLinks.Count, _options.MaxControlConnections, socket =>
     {
-        var running = new List<Task>();
-        while (true)
-        {
-            Socket socket;
-            try
-            {
-                socket = await listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is ObjectDisposedException or OperationCanceledException or SocketException { SocketErrorCode: SocketError.OperationAborted or SocketError.Interrupted })
-            {
-                break;
-            }
-            catch (SocketException)
-            {
-                continue;
-            }
-
-            if (_controlLinks.Count >= _options.MaxControlConnections)
-            {
-                Tier2Log.ConnectionLimit(Log, _options.MaxControlConnections, "control", socket.RemoteEndPoint?.ToString() ?? "?");
-                socket.Dispose();
-                continue;
-            }
-
-            socket.NoDelay = true;
-            var link = new ControlLink(socket, _options.MaxControlBuffer, Interlocked.Increment(ref _nextLinkId));
-            _controlLinks[link.Id] = link;
-            running.RemoveAll(t => t.IsCompleted);
-            running.Add(RunControlLinkAsync(link));
-        }
-
-        await Task.WhenAll(running).ConfigureAwait(false);
-    }
+        socket.NoDelay = true;
+        var link = new ControlLink(socket, _options.MaxControlBuffer, Interlocked.Increment(ref _nextLinkId));
+        _controlLinks[link.Id] = link;
+        return RunControlLinkAsync(link);
+    });
 
     // ------------------------------------------------------------------ control links
 
