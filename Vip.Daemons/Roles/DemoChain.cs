@@ -107,6 +107,9 @@ internal sealed class DemoChain : IAsyncDisposable
                 ControlEndPoint = new IPEndPoint(DaemonAddress, 0),
                 DatabasePath = Path.Combine(Directory, $"tier2-{i + 1}.db"),
                 AdminToken = AdminToken,
+
+                // No start-up warm-up: this chain waits until every server it started is linked to both tier-2s.
+                RegistrationGrace = TimeSpan.Zero,
             };
             o.Selection.BindingKeys = ["pool"];
             o.Selection.ClientPreferences = new Dictionary<string, int>(StringComparer.Ordinal) { ["region"] = 10 };

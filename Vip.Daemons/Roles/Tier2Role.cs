@@ -60,6 +60,7 @@ internal sealed class Tier2Role : IRole
         More keys (appsettings.json or VIPD_ environment variables, '__' between sections):
           Tier2:TicketLifetime (00:00:30), Tier2:MaxTier1Connections (1024), Tier2:MaxControlConnections (16384),
           Tier2:MaxControlBuffer (1048576), Tier2:ControlSendTimeout (00:00:05), Tier2:FirstFrameTimeout (00:00:10),
+          Tier2:RegistrationGrace (the heartbeat expiry window; 00:00:00 turns the start-up warm-up off),
           Protocol:MaxPayload (65536), and the Selection section: HeartbeatInterval (00:00:01),
           MissedHeartbeats (3), MaxAlternatives (2), NoMatchRetryAfter, OverloadedRetryAfter, ClientPreferences,
           DefaultClientAttributes, PublishDelay, ... (docs/operations.md).
@@ -93,6 +94,11 @@ internal sealed class Tier2Role : IRole
             FirstFrameTimeout = RoleConfig.Get(config, "Tier2:FirstFrameTimeout", TimeSpan.FromSeconds(10)),
             Limits = new ProtocolLimits { MaxPayload = RoleConfig.Get(config, "Protocol:MaxPayload", ProtocolLimits.DefaultMaxPayload) },
         };
+
+        if (config["Tier2:RegistrationGrace"] is { Length: > 0 })
+        {
+            options.RegistrationGrace = RoleConfig.Get(config, "Tier2:RegistrationGrace", TimeSpan.Zero);
+        }
 
         if (config["Tier2:AdminTokenFile"] is { Length: > 0 } tokenFile)
         {

@@ -35,6 +35,18 @@ internal static partial class Tier2Log
     [LoggerMessage(3015, LogLevel.Debug, "Heartbeat for {ServerId} on a link registered as {LinkServer}; ignored")]
     public static partial void StrayHeartbeat(ILogger logger, string serverId, string linkServer);
 
+    [LoggerMessage(3016, LogLevel.Warning, "App server {ServerId} not heard from for {SilentMs} ms (expiry {ExpireMs} ms); it is out of the candidate set until its next heartbeat")]
+    public static partial void HeartbeatExpired(ILogger logger, string serverId, long silentMs, long expireMs);
+
+    [LoggerMessage(3017, LogLevel.Information, "App server {ServerId} heard from again; back in the candidate set")]
+    public static partial void HeartbeatReturned(ILogger logger, string serverId);
+
+    [LoggerMessage(3018, LogLevel.Information, "Tier-2 {Id} warming up for up to {GraceMs} ms: until then 'no matching server' is answered Unavailable, so tier-1 tries another tier-2 daemon ({Awaited} remembered app server(s) awaited)")]
+    public static partial void WarmingUp(ILogger logger, string id, long graceMs, int awaited);
+
+    [LoggerMessage(3019, LogLevel.Information, "Tier-2 {Id} warm after {ElapsedMs} ms: {Linked} app server(s) linked, {Missing} remembered server(s) not heard from")]
+    public static partial void Warm(ILogger logger, string id, long elapsedMs, int linked, int missing);
+
     [LoggerMessage(3020, LogLevel.Warning, "ADMIN from {Peer} refused: {Reason}")]
     public static partial void AdminRefused(ILogger logger, string peer, string reason);
 

@@ -48,6 +48,18 @@ public sealed class Tier2Options
     public TimeSpan FirstFrameTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
+    /// The warm-up after start: while app servers are still connecting, a FORWARD that finds no matching server
+    /// (or only full ones) is answered REJECT <c>Unavailable</c> instead, so tier-1 asks another tier-2 daemon and
+    /// clients retry, rather than being told "no matching server" by a daemon that has not heard from anyone yet.
+    /// Ends early once every app server the store remembers has registered again. Null (the default): one heartbeat
+    /// expiry window (<see cref="SelectionOptions.ExpireAfter"/>, 3 s by default); zero: no warm-up. At most 5 minutes.
+    /// </summary>
+    public TimeSpan? RegistrationGrace { get; set; }
+
+    /// <summary>The warm-up in effect: <see cref="RegistrationGrace"/>, or the heartbeat expiry window when unset.</summary>
+    public TimeSpan EffectiveRegistrationGrace => RegistrationGrace ?? Selection.ExpireAfter;
+
+    /// <summary>
     /// Selection: policy, binding keys, unknown clients, heartbeat interval and expiry, alternatives, retry-after
     /// (configuration section <c>Selection</c>; see <see cref="SelectionOptions"/>).
     /// </summary>
@@ -99,6 +111,11 @@ public sealed class Tier2Options
         if (ControlSendTimeout <= TimeSpan.Zero || FirstFrameTimeout <= TimeSpan.Zero)
         {
             throw new ArgumentException("Tier2:ControlSendTimeout and Tier2:FirstFrameTimeout must be positive");
+        }
+
+        if (RegistrationGrace is { } grace && (grace < TimeSpan.Zero || grace > TimeSpan.FromMinutes(5)))
+        {
+            throw new ArgumentException("Tier2:RegistrationGrace must be 0 .. 5 minutes", nameof(RegistrationGrace));
         }
 
         ArgumentNullException.ThrowIfNull(Limits);

@@ -46,6 +46,13 @@ public sealed partial class Tier2Server
 
         if (!result.IsSelected)
         {
+            if (result.Outcome is SelectionOutcome.NoMatchingServer or SelectionOutcome.Overloaded && IsWarmingUp())
+            {
+                // Not an answer yet: the matching server may simply not have registered with this daemon so far.
+                Reject(link, requestId, RejectCode.Unavailable, RetryAfterMs(WarmUpRetryAfter), "this tier-2 daemon has just started and is still hearing from its app servers");
+                return true;
+            }
+
             var code = (RejectCode)(ushort)result.Outcome;
             Reject(link, requestId, code, RetryAfterMs(result.RetryAfter), result.Message ?? code.ToString());
             return true;
@@ -133,6 +140,9 @@ public sealed partial class Tier2Server
         var index = (int)code;
         _rejects.Add(1, index < RejectTags.Length ? RejectTags[index] : default);
     }
+
+    // Retry soon: a client's default cap on retry-after is 1 s, and the warm-up lasts a few seconds at most.
+    private static readonly TimeSpan WarmUpRetryAfter = TimeSpan.FromMilliseconds(250);
 
     private static uint RetryAfterMs(TimeSpan retryAfter) => (uint)Math.Clamp(retryAfter.TotalMilliseconds, 0, uint.MaxValue);
 

@@ -54,6 +54,10 @@ public sealed partial class Tier2Server : IAsyncDisposable
     private Socket? _controlSocket;
     private ITimer? _watchdog;
     private long _nextLinkId;
+    private long _startedTimestamp;
+    private long _warmUntilTimestamp;
+    private volatile bool _warm;
+    private HashSet<string>? _awaited; // remembered servers not yet registered since start; guarded by _registrationGate
     private int _started;
     private int _stopped;
 
@@ -148,6 +152,7 @@ public sealed partial class Tier2Server : IAsyncDisposable
         _watchdog = Time.CreateTimer(static s => ((Tier2Server)s!).CheckStuckLinks(), this, period, period);
         var snapshot = store.Snapshot;
         Tier2Log.Started(Log, _options.Id, ListenEndPoint.ToString(), ControlEndPoint.ToString(), snapshot.Servers.Count, snapshot.Clients.Count, snapshot.Networks.Count);
+        BeginWarmUp(snapshot.Servers.Keys);
         return Task.CompletedTask;
     }
 
@@ -473,6 +478,12 @@ public sealed partial class Tier2Server : IAsyncDisposable
             var linked = new LinkedServer(id, Encoding.UTF8.GetBytes(id), register.Service, registration, link);
             link.ServerId = id;
             link.Server = linked;
+            if (_awaited is { } awaited && awaited.Remove(id) && awaited.Count == 0)
+            {
+                _awaited = null;
+                EndWarmUp(); // every remembered server is back: no reason to wait longer
+            }
+
             _linked.TryGetValue(id, out previous);
             _linked[id] = linked;
             if (IsAdminDrained(id))
@@ -583,6 +594,9 @@ public sealed partial class Tier2Server : IAsyncDisposable
 
     private void CheckStuckLinks()
     {
+        CheckHeartbeats();
+        _ = IsWarmingUp(); // ends the warm-up (and logs it) even when no FORWARD arrives
+
         var now = Time.GetTimestamp();
         var limit = _options.ControlSendTimeout;
         foreach (var link in _controlLinks.Values)
@@ -612,8 +626,98 @@ public sealed partial class Tier2Server : IAsyncDisposable
     }
 
     /// <summary>An app server with a live control link, with what the hot path needs already encoded. Compared by reference.</summary>
+    // ------------------------------------------------------------------ warm-up and heartbeat expiry
+
+    private void BeginWarmUp(IEnumerable<string> remembered)
+    {
+        _startedTimestamp = Time.GetTimestamp();
+        var grace = _options.EffectiveRegistrationGrace;
+        if (grace <= TimeSpan.Zero)
+        {
+            _warm = true;
+            return;
+        }
+
+        _warmUntilTimestamp = _startedTimestamp + (long)(grace.TotalSeconds * Time.TimestampFrequency);
+        lock (_registrationGate)
+        {
+            var awaited = new HashSet<string>(remembered, StringComparer.Ordinal);
+            awaited.ExceptWith(_linked.Keys);
+            _awaited = awaited.Count > 0 ? awaited : null;
+            Tier2Log.WarmingUp(Log, _options.Id, (long)grace.TotalMilliseconds, awaited.Count);
+        }
+    }
+
+    /// <summary>
+    /// True while the daemon is still hearing from its app servers after start (see
+    /// <see cref="Tier2Options.RegistrationGrace"/>); the first call after the deadline ends the warm-up.
+    /// </summary>
+    internal bool IsWarmingUp()
+    {
+        if (_warm)
+        {
+            return false;
+        }
+
+        if (Time.GetTimestamp() < Volatile.Read(ref _warmUntilTimestamp))
+        {
+            return true;
+        }
+
+        EndWarmUp();
+        return false;
+    }
+
+    private void EndWarmUp()
+    {
+        int missing;
+        lock (_registrationGate)
+        {
+            if (_warm)
+            {
+                return;
+            }
+
+            _warm = true;
+            missing = _awaited?.Count ?? 0;
+            _awaited = null;
+        }
+
+        Tier2Log.Warm(Log, _options.Id, (long)Time.GetElapsedTime(_startedTimestamp).TotalMilliseconds, _linked.Count, missing);
+    }
+
+    /// <summary>Logs each linked app server whose heartbeats stopped (once per silence) and its return.</summary>
+    private void CheckHeartbeats()
+    {
+        var expire = _engine.Options.ExpireAfter;
+        var servers = _engine.Servers;
+        foreach (var linked in _linked.Values)
+        {
+            if (!servers.TryGetServer(linked.Id, out var entry))
+            {
+                continue;
+            }
+
+            var heard = Volatile.Read(ref entry.Live.LastHeardTimestamp);
+            var silent = heard == 0 ? TimeSpan.Zero : Time.GetElapsedTime(heard);
+            if (silent > expire && !linked.Silent)
+            {
+                linked.Silent = true;
+                Tier2Log.HeartbeatExpired(Log, linked.Id, (long)silent.TotalMilliseconds, (long)expire.TotalMilliseconds);
+            }
+            else if (silent <= expire && linked.Silent)
+            {
+                linked.Silent = false;
+                Tier2Log.HeartbeatReturned(Log, linked.Id);
+            }
+        }
+    }
+
     internal sealed class LinkedServer(string id, byte[] idUtf8, WireEndpoint service, ServerRegistration registration, ControlLink link)
     {
+        /// <summary>Set by the watchdog when the server's heartbeats stopped (logged once per silence).</summary>
+        public bool Silent { get; set; }
+
         public string Id { get; } = id;
 
         public byte[] IdUtf8 { get; } = idUtf8;

@@ -358,6 +358,58 @@ public class Tier2ServerTests
     }
 
     [Test]
+    public async Task A_fresh_daemon_answers_unavailable_while_app_servers_are_still_registering()
+    {
+        var tier2 = await _fixture.StartAsync(_fixture.Options(configure: o => o.RegistrationGrace = TimeSpan.FromMinutes(1)));
+        using var tier1 = RawPeer.Connect(tier2.ListenEndPoint);
+
+        // Unavailable, not "no matching server": tier-1 asks another tier-2 and the client retries.
+        var reject = ForwardExpectingReject(tier1, Forwarding.Task("c1"));
+        Assert.That(reject.Code, Is.EqualTo(RejectCode.Unavailable));
+        Assert.That(reject.RetryAfterMs, Is.InRange(1u, 1000u));
+        Assert.That(reject.Message, Does.Contain("just started"));
+
+        // A matching server that registers is chosen at once, warm-up or not.
+        using var app = RawAppServer.Register(tier2, "a", ServiceA, 8, ("region", "eu"));
+        app.Heartbeat("a");
+        ForwardExpectingRedirect(tier1, Forwarding.Task("c1", "region=eu"), 10);
+        Assert.That(ForwardExpectingReject(tier1, Forwarding.Task("c1", "region=us"), 11).Code, Is.EqualTo(RejectCode.Unavailable));
+    }
+
+    [Test]
+    public async Task Warm_up_ends_once_every_remembered_server_has_registered_again()
+    {
+        var options = _fixture.Options(configure: o => o.RegistrationGrace = TimeSpan.FromMinutes(1));
+        var first = await _fixture.StartAsync(options);
+        using (var a = RawAppServer.Register(first, "a", ServiceA, 8, ("region", "eu")))
+        using (var b = RawAppServer.Register(first, "b", ServiceB, 8, ("region", "eu")))
+        {
+            await Eventually.TrueAsync(() => first.Store!.Snapshot.Servers.Count == 2, "both servers stored");
+        }
+
+        await _fixture.StopAsync(first);
+        var second = await _fixture.StartAsync(_fixture.Options(configure: o => o.RegistrationGrace = TimeSpan.FromMinutes(1)));
+        using var tier1 = RawPeer.Connect(second.ListenEndPoint);
+        Assert.That(ForwardExpectingReject(tier1, Forwarding.Task("c1", "region=us"), 1).Code, Is.EqualTo(RejectCode.Unavailable));
+
+        using var a2 = RawAppServer.Register(second, "a", ServiceA, 8, ("region", "eu"));
+        Assert.That(ForwardExpectingReject(tier1, Forwarding.Task("c1", "region=us"), 2).Code, Is.EqualTo(RejectCode.Unavailable), "b is still awaited");
+
+        using var b2 = RawAppServer.Register(second, "b", ServiceB, 8, ("region", "eu"));
+        Assert.That(ForwardExpectingReject(tier1, Forwarding.Task("c1", "region=us"), 3).Code, Is.EqualTo(RejectCode.NoMatchingServer), "every remembered server is back: the answer is final");
+    }
+
+    [Test]
+    public async Task Warm_up_ends_after_the_grace_period_even_if_nobody_registers()
+    {
+        var tier2 = await _fixture.StartAsync(_fixture.Options(configure: o => o.RegistrationGrace = TimeSpan.FromMilliseconds(200)));
+        using var tier1 = RawPeer.Connect(tier2.ListenEndPoint);
+        ulong id = 0;
+        await Eventually.TrueAsync(() => ForwardExpectingReject(tier1, Forwarding.Task("c1"), ++id).Code == RejectCode.NoMatchingServer, "the warm-up to end");
+        Assert.That(tier2.IsWarmingUp(), Is.False);
+    }
+
+    [Test]
     public async Task Store_survives_a_restart_with_servers_clients_and_rules_intact()
     {
         var options = _fixture.Options();

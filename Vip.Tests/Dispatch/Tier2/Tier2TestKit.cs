@@ -148,6 +148,7 @@ internal sealed class Tier2Fixture : IAsyncDisposable
         o.Selection.HeartbeatInterval = TimeSpan.FromSeconds(1);
         o.Selection.MissedHeartbeats = 3;
         o.Selection.PublishDelay = TimeSpan.Zero;
+        o.RegistrationGrace = TimeSpan.Zero; // the tests register servers themselves; the warm-up has its own tests
         configure?.Invoke(o);
         return o;
     }
