@@ -135,4 +135,20 @@ public sealed class UdpForwarderOptions
 
     /// <summary>Most sessions at once (each holds one socket); datagrams from new clients beyond it are dropped. Default 1 024.</summary>
     public int MaxSessions { get; set; } = 1024;
+
+    /// <summary>
+    /// Receive buffer (SO_RCVBUF) of the UDP listener, in bytes: the datagrams the kernel holds while the forwarder
+    /// is busy. A burst beyond it is dropped by the kernel before the forwarder sees it. Default 4 MiB (about 5 000
+    /// small datagrams); the kernel grants at most <c>net.core.rmem_max</c> and a warning says so at start.
+    /// </summary>
+    public int ReceiveBufferSize { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>
+    /// Receive buffer (SO_RCVBUF) of each session's upstream socket, where the backend's replies queue. Memory is
+    /// only used while replies wait, so a large bound costs nothing when idle. Default 1 MiB.
+    /// </summary>
+    public int SessionReceiveBufferSize { get; set; } = 1024 * 1024;
+
+    /// <summary>Largest buffer size either setting accepts.</summary>
+    public const int MaxBufferSize = 256 * 1024 * 1024;
 }

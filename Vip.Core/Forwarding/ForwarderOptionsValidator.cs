@@ -60,6 +60,8 @@ public sealed class ForwarderOptionsValidator : IValidateOptions<ForwarderOption
 
         Positive("Vip:Udp:SessionIdleTimeout", options.Udp.SessionIdleTimeout, failures);
         Range("Vip:Udp:MaxSessions", options.Udp.MaxSessions, 1, 1_000_000, failures);
+        Range("Vip:Udp:ReceiveBufferSize", options.Udp.ReceiveBufferSize, 4096, UdpForwarderOptions.MaxBufferSize, failures);
+        Range("Vip:Udp:SessionReceiveBufferSize", options.Udp.SessionReceiveBufferSize, 4096, UdpForwarderOptions.MaxBufferSize, failures);
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }

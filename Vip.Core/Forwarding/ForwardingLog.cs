@@ -66,6 +66,10 @@ internal static partial class ForwardingLog
 
     [LoggerMessage(1019, LogLevel.Debug, "Health check of {Backend} failed: {Reason}")]
     public static partial void CheckFailed(ILogger logger, string backend, string reason);
+
+    [LoggerMessage(1020, LogLevel.Warning,
+        "UDP receive buffer of {EndPoint}: {Granted} bytes granted of {Requested} asked (Vip:Udp:ReceiveBufferSize); bursts beyond it are lost: raise net.core.rmem_max")]
+    public static partial void UdpReceiveBufferCapped(ILogger logger, EndPoint endPoint, int granted, int requested);
 }
 
 /// <summary>

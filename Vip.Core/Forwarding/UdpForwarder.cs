@@ -61,6 +61,9 @@ internal sealed class UdpForwarder : IAsyncDisposable
         }
     }
 
+    /// <summary>The listener's receive buffer as granted by the kernel (usable bytes, at most the option).</summary>
+    internal int ReceiveBufferBytes { get; private set; }
+
     internal ILogger Logger => _logger;
 
     internal ForwardingMetrics Metrics => _metrics;
@@ -79,6 +82,7 @@ internal sealed class UdpForwarder : IAsyncDisposable
             }
 
             socket.Bind(_listen);
+            ReceiveBufferBytes = SetReceiveBuffer(socket, _options().Udp.ReceiveBufferSize);
         }
         catch
         {
@@ -89,9 +93,26 @@ internal sealed class UdpForwarder : IAsyncDisposable
         _socket = socket;
         EndPoint = (IPEndPoint)socket.LocalEndPoint!;
         ForwardingLog.Listening(_logger, EndPoint, "udp");
+        var requested = _options().Udp.ReceiveBufferSize;
+        if (ReceiveBufferBytes < requested)
+        {
+            ForwardingLog.UdpReceiveBufferCapped(_logger, EndPoint, ReceiveBufferBytes, requested);
+        }
+
         _loop = ReceiveLoopAsync(socket);
         var period = TimeSpan.FromTicks(Math.Clamp(_options().Udp.SessionIdleTimeout.Ticks / 4, TimeSpan.TicksPerMillisecond * 50, TimeSpan.TicksPerSecond));
         _sweeper = _time.CreateTimer(static s => ((UdpForwarder)s!).CloseIdle(), this, period, period);
+    }
+
+    /// <summary>
+    /// Asks for an SO_RCVBUF of <paramref name="bytes"/> and returns what the kernel granted. Linux doubles the
+    /// request for its bookkeeping and reports the doubled figure; the usable half is returned.
+    /// </summary>
+    internal static int SetReceiveBuffer(Socket socket, int bytes)
+    {
+        socket.ReceiveBufferSize = bytes;
+        var granted = socket.ReceiveBufferSize;
+        return OperatingSystem.IsLinux() ? Math.Min(bytes, granted / 2) : Math.Min(bytes, granted);
     }
 
     private async Task ReceiveLoopAsync(Socket socket)
@@ -156,6 +177,7 @@ internal sealed class UdpForwarder : IAsyncDisposable
         var upstream = new Socket(backend.EndPoint.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         try
         {
+            SetReceiveBuffer(upstream, _options().Udp.SessionReceiveBufferSize);
             upstream.Connect(backend.EndPoint); // local only: fixes the peer, so replies come from the backend alone
         }
         catch (SocketException ex)

@@ -66,6 +66,9 @@ public sealed class VipForwarder : IAsyncDisposable
     /// <summary>TCP connections being connected or relayed.</summary>
     public int ActiveConnections => _tcp?.ActiveConnections ?? 0;
 
+    /// <summary>The UDP listener's receive buffer as the kernel granted it, in bytes (0 when UDP is off).</summary>
+    internal int UdpReceiveBufferBytes => _udp?.ReceiveBufferBytes ?? 0;
+
     /// <summary>Open UDP sessions.</summary>
     public int ActiveUdpSessions => _udp?.ActiveSessions ?? 0;
 

@@ -172,4 +172,69 @@ public class UdpForwardingTests
             Assert.That(buffer.AsSpan(0, r.ReceivedBytes).SequenceEqual(payload), Is.True, $"datagram {i}");
         }
     }
+
+    [Test]
+    public async Task A_burst_the_kernel_delivered_reaches_the_backend_whole()
+    {
+        // A backend that only counts, on its own thread, with a large buffer: any loss is the forwarder's.
+        using var backend = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        backend.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        var backendBuffer = UdpForwarder.SetReceiveBuffer(backend, 4 * 1024 * 1024);
+        var received = 0;
+        var counter = new Thread(() =>
+        {
+            var buffer = new byte[2048];
+            try
+            {
+                while (true)
+                {
+                    backend.Receive(buffer);
+                    Interlocked.Increment(ref received);
+                }
+            }
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+            {
+            }
+        }) { IsBackground = true };
+        counter.Start();
+
+        var options = Net.Options();
+        options.UdpListen = "127.0.0.1:0";
+        options.Backends.Add(new BackendOptions { Address = backend.LocalEndPoint!.ToString()! });
+        await using var vip = await Net.StartAsync(options);
+        using var client = NewClient();
+
+        // More small datagrams than the default 208 KiB buffer holds (a 64-byte datagram takes about 800 bytes of
+        // it on loopback), sent faster than one receive loop forwards them; sized to what the kernel granted both
+        // buffers here (2 KiB each, to spare), so every one the kernel took must come out.
+        var granted = Math.Min(vip.UdpReceiveBufferBytes, backendBuffer);
+        var burst = Math.Min(2000, granted / 2048);
+        if (burst < 500)
+        {
+            Assert.Ignore($"the kernel grants only {granted} bytes of UDP receive buffer (net.core.rmem_max): too little for a burst");
+        }
+
+        var payload = new byte[64];
+        await client.SendToAsync(payload, vip.UdpEndPoint!); // opens the session before the burst
+        Assert.That(await Net.EventuallyAsync(() => Volatile.Read(ref received) == 1), Is.True, "the session opened");
+        for (var i = 0; i < burst; i++)
+        {
+            client.SendTo(payload, vip.UdpEndPoint!);
+        }
+
+        Assert.That(await Net.EventuallyAsync(() => Volatile.Read(ref received) == burst + 1), Is.True,
+            $"{burst + 1} sent, {Volatile.Read(ref received)} reached the backend");
+    }
+
+    [Test]
+    public void Udp_buffer_sizes_outside_their_range_are_refused()
+    {
+        var options = Net.Options();
+        options.Backends.Add(new BackendOptions { Address = "127.0.0.1:9" });
+        options.Udp.ReceiveBufferSize = 100;
+        options.Udp.SessionReceiveBufferSize = UdpForwarderOptions.MaxBufferSize + 1;
+        var result = new ForwarderOptionsValidator().Validate(null, options);
+        Assert.That(result.Failures, Has.Some.Contains("Vip:Udp:ReceiveBufferSize"));
+        Assert.That(result.Failures, Has.Some.Contains("Vip:Udp:SessionReceiveBufferSize"));
+    }
 }
