@@ -9,8 +9,7 @@ namespace Vip.Daemons.Roles;
 /// <summary><c>vipd vip</c>: the VIP box, forwarding TCP (and UDP) round-robin to backends.</summary>
 internal sealed class VipRole : IRole
 {
-    /// <summary>The environment variable that makes socket completions run on the event threads.</summary>
-
+    /// <summary>The role's switches and the configuration keys they set.</summary>
     private static readonly Dictionary<string, string> Switches = new(StringComparer.Ordinal)
     {
         ["--listen"] = "Vip:Listen",
