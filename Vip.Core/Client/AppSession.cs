@@ -12,20 +12,16 @@ namespace Vip.Client;
 /// </summary>
 public sealed class AppSession : IAsyncDisposable
 {
-    private readonly FrameConnection _connection;
-    private readonly PendingRequests<AnswerFrame> _pending = new();
+    private readonly RequestConnection _connection;
     private readonly TimeSpan _timeout;
     private readonly TimeProvider _time;
-    private readonly Task _receive;
 
     internal AppSession(Socket socket, string serverId, ProtocolLimits limits, TimeSpan timeout, TimeProvider time)
     {
-        _connection = new FrameConnection(socket, limits);
-        _connection.State = this;
+        _connection = new RequestConnection(socket, limits, FrameType.Result, "the app server connection");
         ServerId = serverId;
         _timeout = timeout;
         _time = time;
-        _receive = ReceiveAsync();
     }
 
     /// <summary>The id the app server gave in CLAIM-OK.</summary>
@@ -37,30 +33,6 @@ public sealed class AppSession : IAsyncDisposable
     /// <summary>The local address the app server sees.</summary>
     public IPEndPoint LocalEndPoint => _connection.LocalEndPoint;
 
-    private async Task ReceiveAsync()
-    {
-        Exception error = new IOException("the app server closed the connection");
-        try
-        {
-            await _connection.RunAsync(static (FrameConnection c, in Frame f) =>
-            {
-                var self = (AppSession)c.State!;
-                if (f.Type is FrameType.Result or FrameType.Reject)
-                {
-                    self._pending.TryComplete(f.RequestId, new AnswerFrame(f.Type, f.Payload.ToArray()));
-                }
-            }).ConfigureAwait(false);
-        }
-        catch (VipProtocolException ex)
-        {
-            error = new IOException("the app server broke the protocol: " + ex.Message, ex);
-        }
-        finally
-        {
-            _pending.FailAll(error);
-        }
-    }
-
     /// <summary>
     /// Runs <paramref name="task"/> on the app server and returns its RESULT. Throws <see cref="VipRejectedException"/>
     /// when the app server answers REJECT, <see cref="IOException"/> or <see cref="TimeoutException"/> when the connection fails.
@@ -68,28 +40,10 @@ public sealed class AppSession : IAsyncDisposable
     public async Task<TaskResult> ExecuteAsync(TaskRequest task, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(task);
-        var (id, answer) = _pending.Register();
-        try
-        {
-            await _connection.SendAsync(id, task, cancellationToken).ConfigureAwait(false);
-            var frame = await answer.WaitAsync(_timeout, _time, cancellationToken).ConfigureAwait(false);
-            if (frame.Type == FrameType.Reject)
-            {
-                throw new VipRejectedException(Reject.Read(frame.Payload));
-            }
-
-            return TaskResult.Read(frame.Payload);
-        }
-        finally
-        {
-            _pending.Forget(id);
-        }
+        var frame = await _connection.RequestAsync(task, _timeout, _time, cancellationToken).ConfigureAwait(false);
+        return frame.Type == FrameType.Reject ? throw new VipRejectedException(Reject.Read(frame.Payload)) : TaskResult.Read(frame.Payload);
     }
 
     /// <inheritdoc/>
-    public async ValueTask DisposeAsync()
-    {
-        await _connection.DisposeAsync().ConfigureAwait(false);
-        await _receive.ConfigureAwait(false);
-    }
+    public ValueTask DisposeAsync() => _connection.DisposeAsync();
 }

@@ -19,20 +19,16 @@ internal interface IVipChannel : IAsyncDisposable
 /// <summary>One TCP connection to the VIP address with many TASKs in flight.</summary>
 internal sealed class TcpVipChannel : IVipChannel
 {
-    private readonly FrameConnection _connection;
-    private readonly PendingRequests<AnswerFrame> _pending = new();
+    private readonly RequestConnection _connection;
     private readonly SemaphoreSlim _slots;
     private readonly TimeProvider _time;
-    private readonly Task _receive;
     private volatile bool _broken;
 
     private TcpVipChannel(Socket socket, ProtocolLimits limits, int maxInFlight, TimeProvider time)
     {
-        _connection = new FrameConnection(socket, limits);
+        _connection = new RequestConnection(socket, limits, FrameType.Redirect, "the VIP connection");
         _slots = new SemaphoreSlim(maxInFlight, maxInFlight);
         _time = time;
-        _connection.State = this;
-        _receive = ReceiveAsync();
     }
 
     public static async Task<TcpVipChannel> OpenAsync(VipClientOptions options, CancellationToken cancellationToken)
@@ -41,43 +37,16 @@ internal sealed class TcpVipChannel : IVipChannel
         return new TcpVipChannel(socket, options.Limits, options.MaxInFlight, options.TimeProvider);
     }
 
-    public bool IsUsable => !_broken && !_connection.Closed.IsCancellationRequested;
+    public bool IsUsable => !_broken && _connection.IsOpen;
 
     public IPEndPoint LocalEndPoint => _connection.LocalEndPoint;
-
-    private async Task ReceiveAsync()
-    {
-        Exception error = new IOException("the VIP connection was closed");
-        try
-        {
-            await _connection.RunAsync(static (FrameConnection c, in Frame f) =>
-            {
-                var self = (TcpVipChannel)c.State!;
-                if (f.Type is FrameType.Redirect or FrameType.Reject)
-                {
-                    self._pending.TryComplete(f.RequestId, new AnswerFrame(f.Type, f.Payload.ToArray()));
-                }
-            }).ConfigureAwait(false);
-        }
-        catch (VipProtocolException ex)
-        {
-            error = new IOException("the VIP connection broke the protocol: " + ex.Message, ex);
-        }
-        finally
-        {
-            _broken = true;
-            _pending.FailAll(error);
-        }
-    }
 
     public async Task<AnswerFrame> SendAsync(TaskRequest task, TimeSpan timeout, CancellationToken cancellationToken)
     {
         await _slots.WaitAsync(cancellationToken).ConfigureAwait(false);
-        var (id, answer) = _pending.Register();
         try
         {
-            await _connection.SendAsync(id, task, cancellationToken).ConfigureAwait(false);
-            return await answer.WaitAsync(timeout, _time, cancellationToken).ConfigureAwait(false);
+            return await _connection.RequestAsync(task, timeout, _time, cancellationToken).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
@@ -87,7 +56,6 @@ internal sealed class TcpVipChannel : IVipChannel
         }
         finally
         {
-            _pending.Forget(id);
             _slots.Release();
         }
     }
@@ -96,7 +64,6 @@ internal sealed class TcpVipChannel : IVipChannel
     {
         _broken = true;
         await _connection.DisposeAsync().ConfigureAwait(false);
-        await _receive.ConfigureAwait(false);
         _slots.Dispose();
     }
 }

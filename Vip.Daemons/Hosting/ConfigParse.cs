@@ -169,22 +169,7 @@ internal static class ConfigParse
     public static TimeSpan Duration(string? value, string key, TimeSpan min, TimeSpan max)
     {
         var text = Required(value, key);
-        TimeSpan result;
-        (string Suffix, double Scale)[] units = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)];
-        var parsed = false;
-        result = default;
-        foreach (var (suffix, scale) in units)
-        {
-            if (text.EndsWith(suffix, StringComparison.OrdinalIgnoreCase)
-                && double.TryParse(text.AsSpan(0, text.Length - suffix.Length), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var n))
-            {
-                result = TimeSpan.FromMilliseconds(n * scale);
-                parsed = true;
-                break;
-            }
-        }
-
-        if (!parsed && !TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out result))
+        if (!TryParseDuration(text, out var result))
         {
             throw Bad(key, text, "a duration such as 500ms, 30s, 5m or 00:00:30");
         }
@@ -195,6 +180,23 @@ internal static class ConfigParse
         }
 
         return result;
+    }
+
+    /// <summary>Parses <c>250ms</c>, <c>30s</c>, <c>5m</c>, <c>2h</c> or a TimeSpan (<c>00:00:30</c>); false when it is none.</summary>
+    public static bool TryParseDuration(string text, out TimeSpan result)
+    {
+        (string Suffix, double Scale)[] units = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)];
+        foreach (var (suffix, scale) in units)
+        {
+            if (text.EndsWith(suffix, StringComparison.OrdinalIgnoreCase)
+                && double.TryParse(text.AsSpan(0, text.Length - suffix.Length), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var n))
+            {
+                result = TimeSpan.FromMilliseconds(n * scale);
+                return true;
+            }
+        }
+
+        return TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out result);
     }
 
     /// <summary>Parses an integer in [<paramref name="min"/>, <paramref name="max"/>].</summary>

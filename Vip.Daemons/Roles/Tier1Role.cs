@@ -42,12 +42,15 @@ internal sealed class Tier1Role : IRole
         more settings (configuration only, e.g. --Tier1:RequestTimeout 1s or VIPD_Tier1__RequestTimeout=1s):
           Tier1:RequestTimeout (2s), Tier1:MaxInFlightPerConnection (1024), Tier1:MaxInFlightPerTier2 (16384),
           Tier1:MaxInFlight (65536), Tier1:MaxConnections (10000), Tier1:PingInterval (1s), Tier1:PingTimeout (3s),
-          Tier1:ProxyHeaderTimeout (5s), Tier1:UnavailableRetryAfterMs (500), Protocol:MaxPayload (65536)
+          Tier1:ProxyHeaderTimeout (5s), Tier1:ConnectTimeout (2s), Tier1:FailureThreshold (3),
+          Tier1:DrainTimeout (5s), Tier1:UnavailableRetryAfterMs (500), Protocol:MaxPayload (65536),
+          Tier1:InlineCompletions (true: socket completions run on the socket-engine threads)
         """;
 
     public async Task<int> RunAsync(string[] args)
     {
         var builder = RoleHost.CreateBuilder(Name, args, Switches);
+        RoleHost.UseInlineCompletions(builder.Configuration.GetSection("Tier1"));
         var options = Parse(builder.Configuration);
         builder.Services.AddSingleton(options);
         builder.Services.AddHostedService<Tier1Service>();

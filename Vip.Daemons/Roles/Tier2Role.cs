@@ -60,7 +60,8 @@ internal sealed class Tier2Role : IRole
         More keys (appsettings.json or VIPD_ environment variables, '__' between sections):
           Tier2:TicketLifetime (00:00:30), Tier2:MaxTier1Connections (1024), Tier2:MaxControlConnections (16384),
           Tier2:MaxControlBuffer (1048576), Tier2:ControlSendTimeout (00:00:05), Tier2:FirstFrameTimeout (00:00:10),
-          Tier2:RegistrationGrace (the heartbeat expiry window; 00:00:00 turns the start-up warm-up off),
+          Tier2:RegistrationGrace (the heartbeat expiry window; 0s turns the start-up warm-up off),
+          Tier2:InlineCompletions (true: socket completions run on the socket-engine threads),
           Protocol:MaxPayload (65536), and the Selection section: HeartbeatInterval (00:00:01),
           MissedHeartbeats (3), MaxAlternatives (2), NoMatchRetryAfter, OverloadedRetryAfter, ClientPreferences,
           DefaultClientAttributes, PublishDelay, ... (docs/operations.md).
@@ -69,6 +70,7 @@ internal sealed class Tier2Role : IRole
     public async Task<int> RunAsync(string[] args)
     {
         var builder = RoleHost.CreateBuilder(Name, args, Switches, ["--binding"]);
+        RoleHost.UseInlineCompletions(builder.Configuration.GetSection("Tier2"));
         var options = BuildOptions(builder.Configuration);
         var keys = LoadKeys(options.TicketKeyFile!);
         builder.Services.AddSingleton(sp => new Tier2Server(options, keys, sp.GetRequiredService<ILoggerFactory>()));
@@ -251,6 +253,7 @@ internal static class RoleConfig
             return fallback;
         }
 
+        DurationConverter.Register(); // TimeSpan keys take 500ms, 30s, 5m as well as 00:00:30
         try
         {
             return (T)System.ComponentModel.TypeDescriptor.GetConverter(typeof(T)).ConvertFromInvariantString(text)!;

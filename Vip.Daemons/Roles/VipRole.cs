@@ -10,7 +10,6 @@ namespace Vip.Daemons.Roles;
 internal sealed class VipRole : IRole
 {
     /// <summary>The environment variable that makes socket completions run on the event threads.</summary>
-    internal const string InlineCompletionsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
 
     private static readonly Dictionary<string, string> Switches = new(StringComparer.Ordinal)
     {
@@ -64,13 +63,7 @@ internal sealed class VipRole : IRole
     {
         var builder = RoleHost.CreateBuilder(Name, args, Switches);
         var section = builder.Configuration.GetSection(ForwarderOptions.SectionName);
-
-        // A process-wide lever that the socket engine reads once, when the first socket operation starts: it has to
-        // be set before the host opens any socket. An explicit environment variable wins.
-        if (section.GetValue("InlineCompletions", true) && Environment.GetEnvironmentVariable(InlineCompletionsVariable) is null)
-        {
-            Environment.SetEnvironmentVariable(InlineCompletionsVariable, "1");
-        }
+        RoleHost.UseInlineCompletions(section);
 
         builder.Services.AddVipForwarder();
         builder.Services.AddOptions<ForwarderOptions>()

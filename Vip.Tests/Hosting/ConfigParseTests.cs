@@ -30,6 +30,48 @@ public sealed class ConfigParseTests
     }
 
     [Test]
+    public void Every_role_takes_the_same_duration_forms_in_bound_sections_and_read_keys()
+    {
+        var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Tier2:Listen"] = "127.0.0.1:0",
+            ["Tier2:Control"] = "127.0.0.1:0",
+            ["Tier2:Db"] = "/tmp/never-opened.db",
+            ["Tier2:TicketKeyFile"] = "/tmp/never-read.key",
+            ["Tier2:TicketLifetime"] = "45s",
+            ["Tier2:RegistrationGrace"] = "1500ms",
+            ["Tier2:ControlSendTimeout"] = "00:00:07",
+            ["Selection:HeartbeatInterval"] = "500ms", // a bound section
+        }).Build();
+
+        var options = Vip.Daemons.Roles.Tier2Role.BuildOptions(config);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(options.TicketLifetime, Is.EqualTo(TimeSpan.FromSeconds(45)));
+            Assert.That(options.RegistrationGrace, Is.EqualTo(TimeSpan.FromMilliseconds(1500)));
+            Assert.That(options.ControlSendTimeout, Is.EqualTo(TimeSpan.FromSeconds(7)));
+            Assert.That(options.Selection.HeartbeatInterval, Is.EqualTo(TimeSpan.FromMilliseconds(500)));
+        });
+    }
+
+    [Test]
+    public void A_ticket_lifetime_app_servers_would_refuse_fails_start_up()
+    {
+        var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Tier2:Listen"] = "127.0.0.1:0",
+            ["Tier2:Control"] = "127.0.0.1:0",
+            ["Tier2:Db"] = "/tmp/never-opened.db",
+            ["Tier2:TicketKeyFile"] = "/tmp/never-read.key",
+            ["Tier2:TicketLifetime"] = "10m",
+        }).Build();
+
+        var ex = Assert.Throws<StartupException>(() => Vip.Daemons.Roles.Tier2Role.BuildOptions(config))!;
+        Assert.That(ex.Message, Does.Contain("TicketLifetime must be 1 s .. 5 min"));
+    }
+
+    [Test]
     public void Endpoint_can_refuse_port_zero()
         => Assert.That(() => ConfigParse.Endpoint("127.0.0.1:0", "K", allowPortZero: false), Throws.TypeOf<StartupException>());
 

@@ -29,7 +29,7 @@ public sealed class Tier2Options
     /// <summary>The token ADMIN frames must carry. Null or empty: every ADMIN frame is refused (REJECT Unauthorized).</summary>
     public string? AdminToken { get; set; }
 
-    /// <summary>How long a ticket stays valid. Default 30 seconds.</summary>
+    /// <summary>How long a ticket stays valid: 1 s to 5 min (app servers refuse longer-lived tickets). Default 30 seconds.</summary>
     public TimeSpan TicketLifetime { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Tier-1 connections accepted at once; more are closed at accept. Default 1,024.</summary>
@@ -88,9 +88,10 @@ public sealed class Tier2Options
             throw new ArgumentException("the admin token is longer than 255 UTF-8 bytes", nameof(AdminToken));
         }
 
-        if (TicketLifetime < TimeSpan.FromSeconds(1) || TicketLifetime > TimeSpan.FromHours(1))
+        // App servers refuse tickets that claim to live longer than their verifier's MaxLifetime (5 min by default).
+        if (TicketLifetime < TimeSpan.FromSeconds(1) || TicketLifetime > TimeSpan.FromMinutes(5))
         {
-            throw new ArgumentException("Tier2:TicketLifetime must be 1 s .. 1 h", nameof(TicketLifetime));
+            throw new ArgumentException("Tier2:TicketLifetime must be 1 s .. 5 min", nameof(TicketLifetime));
         }
 
         if (MaxTier1Connections is < 1 or > 1_000_000)
