@@ -282,11 +282,23 @@ internal sealed class VipdProcess : IDisposable
     }
 
     /// <summary>Sends SIGTERM, as systemd does on stop.</summary>
-    public void Terminate()
+    public void Terminate() => Signal("TERM");
+
+    /// <summary>
+    /// Sends SIGSTOP: the process freezes with its sockets open, as a host that vanished without closing its
+    /// connections looks to its peers. <see cref="Kill"/> still ends it.
+    /// </summary>
+    public void Freeze()
     {
-        using var kill = Process.Start(new ProcessStartInfo("kill", ["-TERM", Id.ToString(CultureInfo.InvariantCulture)]) { UseShellExecute = false })!;
+        Signal("STOP");
+        Keep($"--- froze pid {Id} with SIGSTOP", null);
+    }
+
+    private void Signal(string signal)
+    {
+        using var kill = Process.Start(new ProcessStartInfo("kill", ["-" + signal, Id.ToString(CultureInfo.InvariantCulture)]) { UseShellExecute = false })!;
         kill.WaitForExit();
-        Assert.That(kill.ExitCode, Is.Zero, $"kill -TERM {Id}");
+        Assert.That(kill.ExitCode, Is.Zero, $"kill -{signal} {Id}");
     }
 
     /// <summary>Waits for the exit (and the end of its output); fails the test if it takes longer than <paramref name="timeout"/>.</summary>

@@ -29,12 +29,12 @@ public class ChaosTests
 
     private static readonly TimeSpan Target = TimeSpan.FromSeconds(3);
 
-    // The default-suite variant: the three kills follow each other a second or two apart, each victim restarted
-    // without waiting for the system to be whole again (one daemon of each kind is down at most, so a path always
-    // remains); then the system must become whole. About 25-35 s here, half of it the eight daemons starting.
+    // The default-suite variant: the faults follow each other a second or two apart (an app server killed, another
+    // frozen, a tier-1 killed, a tier-2 killed), each victim restarted without waiting for the system to be whole again
+    // (one tier-1, one tier-2, two app servers down at most, so a path always remains); then the system must become whole. About 25-35 s here, half of it the eight daemons starting.
     [Test]
     [CancelAfter(150_000)]
-    public async Task Killing_an_app_server_a_tier1_and_a_tier2_in_quick_succession_under_load_every_task_ends_explicitly()
+    public async Task Killing_an_app_server_freezing_another_and_killing_a_tier1_and_a_tier2_under_load_every_task_ends_explicitly()
     {
         var seed = Environment.TickCount;
         var wall = Stopwatch.StartNew();
@@ -47,12 +47,20 @@ public class ChaosTests
 
         await Task.Delay(TimeSpan.FromMilliseconds(1000 + random.Next(1000)));
         var app = random.Next(3);
-        measurements.Add(Measure($"app server app{app + 1} → a tier-2 drops it", cluster.App[app], random, restartAfterMs: 300,
+        measurements.Add(Measure($"kill app server app{app + 1} → a tier-2 drops it", cluster.App[app], random, restartAfterMs: 300,
             AppDropped(cluster, $"app{app + 1}"), failures));
+
+        // Another app server freezes (SIGSTOP): its sockets stay open, as when its host vanishes, so only heartbeat
+        // expiry can take it out. Then it is killed and restarted.
+        await Task.Delay(TimeSpan.FromMilliseconds(500 + random.Next(1000)));
+        var frozen = (app + 1 + random.Next(2)) % 3;
+        var frozenId = $"app{frozen + 1}";
+        measurements.Add(Measure($"freeze app server {frozenId} (SIGSTOP) → heartbeat expiry at a tier-2", cluster.App[frozen].Freeze, cluster.App[frozen], random, restartAfterMs: 300,
+            since => Earliest([.. cluster.Tier2.Select(p => p.FirstLineAfter(since, $"App server {frozenId} not heard from"))]), failures));
 
         await Task.Delay(TimeSpan.FromMilliseconds(500 + random.Next(1000)));
         var t1 = random.Next(2);
-        measurements.Add(Measure($"tier-1 {cluster.Tier1[t1].Name} → VIP marks it down", cluster.Tier1[t1], random, restartAfterMs: 300,
+        measurements.Add(Measure($"kill tier-1 {cluster.Tier1[t1].Name} → VIP marks it down", cluster.Tier1[t1], random, restartAfterMs: 300,
             VipMarksDown(cluster, t1), failures));
 
         await Task.Delay(TimeSpan.FromMilliseconds(500 + random.Next(1000)));
@@ -72,7 +80,7 @@ public class ChaosTests
             failures.Add($"no tier-1 daemon had a link to {cluster.Tier2[t2].Name} before it was killed");
         }
 
-        measurements.Add(Measure($"tier-2 {cluster.Tier2[t2].Name} → the {linked.Length} linked tier-1 route around it", cluster.Tier2[t2], random, restartAfterMs: 300,
+        measurements.Add(Measure($"kill tier-2 {cluster.Tier2[t2].Name} → the {linked.Length} linked tier-1 route around it", cluster.Tier2[t2], random, restartAfterMs: 300,
             Tier1RoutesAround(cluster, t2, linked), failures));
 
         measurements.Add(WaitSteady(cluster, failures));
@@ -108,20 +116,20 @@ public class ChaosTests
             measurements.Add(WaitSteady(cluster, failures));
             await Task.Delay(TimeSpan.FromMilliseconds(1500 + random.Next(2000)));
             var t1 = random.Next(2);
-            measurements.Add(Measure($"tier-1 {cluster.Tier1[t1].Name} → VIP marks it down", cluster.Tier1[t1], random, restartAfterMs: 500,
+            measurements.Add(Measure($"kill tier-1 {cluster.Tier1[t1].Name} → VIP marks it down", cluster.Tier1[t1], random, restartAfterMs: 500,
                 VipMarksDown(cluster, t1), failures));
 
             measurements.Add(WaitSteady(cluster, failures));
             await Task.Delay(TimeSpan.FromMilliseconds(1000 + random.Next(2000)));
             var t2 = random.Next(2);
-            measurements.Add(Measure($"tier-2 {cluster.Tier2[t2].Name} → every tier-1 routes around it", cluster.Tier2[t2], random, restartAfterMs: 500,
+            measurements.Add(Measure($"kill tier-2 {cluster.Tier2[t2].Name} → every tier-1 routes around it", cluster.Tier2[t2], random, restartAfterMs: 500,
                 Tier1RoutesAround(cluster, t2, [.. Enumerable.Range(0, cluster.Tier1.Length)]), failures));
 
             measurements.Add(WaitSteady(cluster, failures));
             await Task.Delay(TimeSpan.FromMilliseconds(1000 + random.Next(2000)));
             var app = random.Next(3);
             // The surviving tier-2 daemon(s) must drop the app server (the restarted tier-2 may not have known it).
-            measurements.Add(Measure($"app server app{app + 1} → tier-2 drops it", cluster.App[app], random, restartAfterMs: 500,
+            measurements.Add(Measure($"kill app server app{app + 1} → tier-2 drops it", cluster.App[app], random, restartAfterMs: 500,
                 AppDropped(cluster, $"app{app + 1}"), failures));
         }
 
@@ -142,9 +150,9 @@ public class ChaosTests
         return since => Latest(tier1.Select(i => cluster.Tier1[i]).Select(p => Earliest(p.FirstLineAfter(since, $"Tier-2 {address} is down"), p.FirstLineAfter(since, $"Tier-2 {address} taken out of rotation"))));
     }
 
-    // A tier-2 daemon logs the app server's control link closed, or its heartbeats expired; the first one counts.
+    // A tier-2 daemon logs the app server's control link closed, or its heartbeat expired ("not heard from"); the first one counts.
     private static Func<long, long?> AppDropped(VipCluster cluster, string appId)
-        => since => Earliest([.. cluster.Tier2.Select(p => Earliest(p.FirstLineAfter(since, $"Control link of app server {appId} closed"), p.FirstLineAfter(since, $"App server {appId} expired")))]);
+        => since => Earliest([.. cluster.Tier2.Select(p => Earliest(p.FirstLineAfter(since, $"Control link of app server {appId} closed"), p.FirstLineAfter(since, $"App server {appId} not heard from")))]);
 
     private static bool LinkUp(VipCluster cluster, int t1, int t2)
         => cluster.Tier1[t1].FirstLineAfter(Math.Max(cluster.Tier1[t1].LastStartedAt, cluster.Tier2[t2].LastStartedAt), $"Tier-2 {cluster.Tier2Hosts[t2].Address}:{VipCluster.Tier2Port} is up") is not null;
@@ -152,9 +160,13 @@ public class ChaosTests
     // Kills `victim`, waits until `detected` reports the reaction (or 20 s), restarts it after restartAfterMs..3×restartAfterMs,
     // and returns the measurement.
     private static string Measure(string what, VipdProcess victim, Random random, int restartAfterMs, Func<long, long?> detected, List<string> failures)
+        => Measure(what, victim.Kill, victim, random, restartAfterMs, detected, failures);
+
+    // The same with another fault than SIGKILL (the victim is killed, if still running, before its restart).
+    private static string Measure(string what, Action fault, VipdProcess victim, Random random, int restartAfterMs, Func<long, long?> detected, List<string> failures)
     {
         var killedAt = Stopwatch.GetTimestamp();
-        victim.Kill();
+        fault();
         long? at = null;
         var deadline = Stopwatch.GetTimestamp() + (20 * Stopwatch.Frequency);
         while (at is null && Stopwatch.GetTimestamp() < deadline)
@@ -164,15 +176,16 @@ public class ChaosTests
         }
 
         Thread.Sleep(restartAfterMs + random.Next(2 * restartAfterMs));
+        victim.Kill();
         victim.Start();
         if (at is null)
         {
             failures.Add($"{what}: not routed around within 20 s");
-            return $"kill {what}: NOT detected within 20 s";
+            return $"{what}: NOT detected within 20 s";
         }
 
         var took = Stopwatch.GetElapsedTime(killedAt, at.Value);
-        return $"kill {what}: {took.TotalMilliseconds:0} ms (target ≤ {Target.TotalMilliseconds:0} ms: {(took <= Target ? "met" : "MISSED")})";
+        return $"{what}: {took.TotalMilliseconds:0} ms (target ≤ {Target.TotalMilliseconds:0} ms: {(took <= Target ? "met" : "MISSED")})";
     }
 
     // Waits until every restarted daemon has rejoined: each tier-1 has every tier-2 link up since both last started, the
