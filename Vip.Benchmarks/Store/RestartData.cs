@@ -109,6 +109,12 @@ public static class RestartCommand
             string db = Path.Combine(dir, "restart.db");
             RestartData.Create(db, servers);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"data set: {servers} servers, {servers} clients, 1000 rules, {new FileInfo(db).Length / 1e6:F1} MB; load average {LoadAverage()}"));
+            int vipdAt = Array.IndexOf(args, "--vipd");
+            if (vipdAt >= 0 && vipdAt + 1 < args.Length)
+            {
+                return RunDaemon(args[vipdAt + 1], db, dir, runs);
+            }
+
             Console.WriteLine("run  ready (wall ms, from open)  of which store open  CPU ms  since process start ms");
             var walls = new List<double>();
             var cpus = new List<double>();
@@ -147,6 +153,74 @@ public static class RestartCommand
         {
             Directory.Delete(dir, recursive: true);
         }
+    }
+
+    /// <summary>
+    /// The real daemon's restart: starts <c>vipd tier2</c> (a published executable, or <c>vipd.dll</c> run by dotnet)
+    /// on the data set <paramref name="runs"/> times and times exec → its "listening" log line (store open, loaded into
+    /// the engine, both ports bound), then stops it with SIGTERM. Each run is bounded to 60 s.
+    /// </summary>
+    private static int RunDaemon(string vipd, string db, string dir, int runs)
+    {
+        string key = Path.Combine(dir, "ticket.key");
+        Vip.Tickets.TicketKeyFile.Save(key, Vip.Tickets.TicketKeyRing.CreateNew(), overwrite: false);
+        Console.WriteLine($"vipd tier2 from {vipd}: exec → 'listening' line (ms)");
+        var walls = new List<double>();
+        for (int r = 0; r < runs; r++)
+        {
+            var psi = new ProcessStartInfo(vipd.EndsWith(".dll", StringComparison.Ordinal) ? "dotnet" : vipd)
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+            };
+            if (vipd.EndsWith(".dll", StringComparison.Ordinal))
+            {
+                psi.ArgumentList.Add(vipd);
+            }
+
+            foreach (var a in new[] { "tier2", "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--db", db, "--ticket-key-file", key, "--id", "restart" })
+            {
+                psi.ArgumentList.Add(a);
+            }
+
+            var wall = Stopwatch.StartNew();
+            using var child = Process.Start(psi)!;
+            var ready = new TaskCompletionSource<double>(TaskCreationOptions.RunContinuationsAsynchronously);
+            void Watch(object sender, DataReceivedEventArgs e)
+            {
+                if (e.Data is { } line && line.Contains("listening for tier-1", StringComparison.Ordinal))
+                {
+                    ready.TrySetResult(wall.Elapsed.TotalMilliseconds);
+                }
+            }
+
+            child.OutputDataReceived += Watch;
+            child.ErrorDataReceived += Watch;
+            child.BeginOutputReadLine();
+            child.BeginErrorReadLine();
+            bool done = ready.Task.Wait(TimeSpan.FromSeconds(60));
+            if (!child.HasExited)
+            {
+                _ = Vip.Benchmarks.Compare.ChildProcess.SysKill(child.Id, Vip.Benchmarks.Compare.ChildProcess.SigTerm); // by pid
+            }
+
+            if (!child.WaitForExit(30_000))
+            {
+                child.Kill();
+            }
+
+            if (!done)
+            {
+                throw new InvalidOperationException("vipd tier2 did not report listening within 60 s");
+            }
+
+            walls.Add(ready.Task.Result);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{r + 1,3}  {walls[^1],8:F0}"));
+        }
+
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"median: vipd tier2 ready {Median(walls):F0} ms after exec; load average {LoadAverage()}"));
+        return 0;
     }
 
     internal static double Median(List<double> values)
