@@ -30,8 +30,8 @@ public class SocketReceiverTests
     public async Task An_idle_connection_waits_without_a_buffer()
     {
         var (client, server) = await ConnectedPairAsync();
-        using var _ = client;
-        using var __ = server;
+        using var clientOwner = client;
+        using var serverOwner = server;
         using var receiver = new SocketReceiver(server, 1024, releaseWhenIdle: true);
 
         var read = receiver.ReceiveAsync(holdBuffer: false, CancellationToken.None).AsTask();
@@ -49,8 +49,8 @@ public class SocketReceiverTests
     public async Task A_busy_connection_keeps_its_buffer_between_reads_and_still_cuts_every_frame()
     {
         var (client, server) = await ConnectedPairAsync();
-        using var _ = client;
-        using var __ = server;
+        using var clientOwner = client;
+        using var serverOwner = server;
         using var receiver = new SocketReceiver(server, 1024, releaseWhenIdle: true);
 
         for (ulong id = 1; id <= 3; id++)
