@@ -123,9 +123,11 @@ internal sealed class Tier1Connection : IAnswerSink
                 return;
             }
 
-            // Bytes that came with the PROXY header are processed before the next read.
+            // Bytes that came with the PROXY header are processed before the next read. While tasks are in flight the
+            // client is active (a waiting client sends its next task as soon as its answer arrives): the receive buffer
+            // is kept, which saves the zero-byte read (one system call per read); an idle connection holds none.
             var pending = receiver.Available > 0;
-            while (pending || await receiver.ReceiveAsync().ConfigureAwait(false))
+            while (pending || await receiver.ReceiveAsync(holdBuffer: InFlight > 0).ConfigureAwait(false))
             {
                 pending = false;
                 var keepOpen = true;
