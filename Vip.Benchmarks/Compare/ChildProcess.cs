@@ -8,7 +8,7 @@ namespace Vip.Benchmarks.Compare;
 internal sealed class ChildProcess : IAsyncDisposable
 {
     private const int TailLines = 30;
-    private const int SigTerm = 15;
+    internal const int SigTerm = 15;
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(10);
 
     private readonly Process _process;
@@ -190,7 +190,7 @@ internal sealed class ChildProcess : IAsyncDisposable
     }
 
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static extern int SysKill(int pid, int signal);
+    internal static extern int SysKill(int pid, int signal);
 }
 
 /// <summary>What a one-shot tool (iperf3 client, redis-benchmark) printed and how it ended.</summary>

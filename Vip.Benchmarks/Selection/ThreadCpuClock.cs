@@ -22,11 +22,14 @@ public sealed class ThreadCpuClock : IClock
 
     public Frequency Frequency => new(1_000_000_000);
 
-    public long GetTimestamp()
+    /// <summary>The calling thread's CPU time in nanoseconds.</summary>
+    public static long Now()
     {
         _ = clock_gettime(3 /* CLOCK_THREAD_CPUTIME_ID */, out TimeSpec t);
         return (t.Seconds * 1_000_000_000) + t.Nanoseconds;
     }
+
+    public long GetTimestamp() => Now();
 
     [StructLayout(LayoutKind.Sequential)]
     private struct TimeSpec

@@ -23,29 +23,7 @@ public class StoreBenchmarks
     {
         _dir = Path.Combine(Path.GetTempPath(), "vip-bench-store-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(_dir);
-        using (var store = VipStore.Open(new StoreOptions { Path = OpenPath, MaxBatchSize = 1000 }))
-        {
-            var writes = new List<Task>();
-            for (var i = 0; i < Servers; i++)
-            {
-                var attrs = new Dictionary<string, string>
-                {
-                    ["region"] = (i % 3) switch { 0 => "eu", 1 => "us", _ => "ap" },
-                    ["pool"] = i % 10 == 0 ? "gold" : "std",
-                    ["cores"] = (8 << (i % 4)).ToString(System.Globalization.CultureInfo.InvariantCulture),
-                    ["rack"] = "r" + (i % 64),
-                };
-                writes.Add(store.RegisterServerAsync(new AppServerRegistration("app-" + i, new IPEndPoint(IPAddress.Parse("10.0.0.1"), 20000 + (i % 40000)), attrs, 16)));
-                writes.Add(store.SetClientAsync("client-" + i, new Dictionary<string, string> { ["pool"] = i % 10 == 0 ? "gold" : "std" }));
-            }
-
-            for (var i = 0; i < 1000; i++)
-            {
-                writes.Add(store.SetNetworkRuleAsync(new IPNetwork(new IPAddress([10, (byte)(i / 256), (byte)(i % 256), 0]), 24), new Dictionary<string, string> { ["site"] = "s" + (i % 7) }));
-            }
-
-            Task.WhenAll(writes).GetAwaiter().GetResult();
-        }
+        RestartData.Create(OpenPath, Servers);
 
         _store = VipStore.Open(new StoreOptions { Path = Path.Combine(_dir, "write.db") });
         _store.RegisterServerAsync(new AppServerRegistration("hb", new IPEndPoint(IPAddress.Loopback, 1), new Dictionary<string, string>(), 1)).GetAwaiter().GetResult();
@@ -67,6 +45,13 @@ public class StoreBenchmarks
         using var store = VipStore.Open(new StoreOptions { Path = OpenPath });
         return store.Snapshot.Servers.Count;
     }
+
+    /// <summary>
+    /// The tier-2 restart as <c>Tier2Server.StartAsync</c> does it: open the store, load servers, clients and rules
+    /// into a selection engine, then one server heartbeats and a decision selects it; then close.
+    /// </summary>
+    [Benchmark]
+    public int OpenLoadSelectAndClose() => RestartData.OpenLoadAndSelect(OpenPath);
 
     /// <summary>A heartbeat with an unchanged state: memory only.</summary>
     [Benchmark(OperationsPerInvoke = 1000)]

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Security.Cryptography;
 using BenchmarkDotNet.Attributes;
 using Vip.Tickets;
 
@@ -12,6 +13,8 @@ namespace Vip.Benchmarks.Tickets;
 public class TicketBenchmarks
 {
     private readonly byte[] _buffer = new byte[TicketIssuer.MaxTicketLength];
+    private readonly byte[] _hmacKey = new byte[32];
+    private readonly byte[] _mac = new byte[32];
     private readonly byte[] _presented = new byte[TicketIssuer.MaxTicketLength];
     private readonly IPAddress _client = IPAddress.Parse("10.1.2.3");
     private SteppingClock _clock = null!;
@@ -62,6 +65,10 @@ public class TicketBenchmarks
         return status;
     }
 
+    /// <summary>Reference inside the same run: one HMAC-SHA256 over a ticket-sized message (sign + verify costs two).</summary>
+    [Benchmark]
+    public int HmacReference() => HMACSHA256.HashData(_hmacKey, _presented.AsSpan(0, _presentedLength), _mac);
+
     private sealed class SteppingClock(DateTimeOffset start) : TimeProvider
     {
         private DateTimeOffset _now = start;
@@ -70,4 +77,10 @@ public class TicketBenchmarks
 
         public void Step() => _now = _now.AddMilliseconds(1);
     }
+}
+
+/// <summary><see cref="TicketBenchmarks"/> timed in the benchmark thread's CPU time (see <see cref="Selection.ThreadCpuClock"/>).</summary>
+[Config(typeof(Selection.ThreadCpuTimeConfig))]
+public class TicketCpuTimeBenchmarks : TicketBenchmarks
+{
 }

@@ -13,6 +13,9 @@ internal sealed class ExpectBook
     private readonly int _max;
     private readonly TimeProvider _time;
     private long _dropped;
+    private int _count;       // kept beside the dictionary: ConcurrentDictionary.Count takes every lock
+    private int _waiting;     // clients waiting for a notice; most notices arrive with nobody waiting
+    private long _lastFullPurge;
 
     public ExpectBook(int max, TimeProvider time)
     {
@@ -20,7 +23,7 @@ internal sealed class ExpectBook
         _time = time;
     }
 
-    public int Count => _notices.Count;
+    public int Count => Volatile.Read(ref _count);
 
     /// <summary>Notices refused because the book was full of unexpired notices.</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
@@ -28,23 +31,43 @@ internal sealed class ExpectBook
     /// <summary>Records a notice; false when the book is full (after purging the expired ones).</summary>
     public bool Add(ExpectNotice notice)
     {
-        if (_notices.Count >= _max)
+        if (Volatile.Read(ref _count) >= _max && !PurgeWhenFull())
         {
-            Purge();
-            if (_notices.Count >= _max)
-            {
-                Interlocked.Increment(ref _dropped);
-                return false;
-            }
+            Interlocked.Increment(ref _dropped);
+            return false;
         }
 
-        _notices[notice.TicketId] = notice;
-        if (_waiters.TryRemove(notice.TicketId, out var waiter))
+        if (_notices.TryAdd(notice.TicketId, notice))
+        {
+            Interlocked.Increment(ref _count);
+        }
+        else
+        {
+            _notices[notice.TicketId] = notice; // the same ticket again: the newer notice wins
+        }
+
+        // A full fence (not a plain read): a waiter that registers after this check finds the notice itself.
+        if (Interlocked.CompareExchange(ref _waiting, 0, 0) > 0 && _waiters.TryRemove(notice.TicketId, out var waiter))
         {
             waiter.TrySetResult(notice);
         }
 
         return true;
+    }
+
+    // A full book is scanned at most every 100 ms, not on every notice: under a flood of unclaimed notices a scan
+    // per notice would cost O(book) each. True when there is room after it.
+    private bool PurgeWhenFull()
+    {
+        var now = _time.GetTimestamp();
+        var last = Interlocked.Read(ref _lastFullPurge);
+        if ((last == 0 || _time.GetElapsedTime(last, now) >= TimeSpan.FromMilliseconds(100))
+            && Interlocked.CompareExchange(ref _lastFullPurge, now, last) == last)
+        {
+            Purge();
+        }
+
+        return Volatile.Read(ref _count) < _max;
     }
 
     public bool TryGet(ulong ticketId, out ExpectNotice notice) => _notices.TryGetValue(ticketId, out notice!);
@@ -57,27 +80,41 @@ internal sealed class ExpectBook
             return notice;
         }
 
-        var tcs = _waiters.GetOrAdd(ticketId, static _ => new TaskCompletionSource<ExpectNotice>(TaskCreationOptions.RunContinuationsAsynchronously));
-        // The notice may have landed between the lookup and the registration.
-        if (_notices.TryGetValue(ticketId, out notice))
-        {
-            _waiters.TryRemove(ticketId, out _);
-            return notice;
-        }
-
+        Interlocked.Increment(ref _waiting);
         try
         {
-            return await tcs.Task.WaitAsync(wait, _time, cancellationToken).ConfigureAwait(false);
+            var tcs = _waiters.GetOrAdd(ticketId, static _ => new TaskCompletionSource<ExpectNotice>(TaskCreationOptions.RunContinuationsAsynchronously));
+            // The notice may have landed between the lookup and the registration.
+            if (_notices.TryGetValue(ticketId, out notice))
+            {
+                _waiters.TryRemove(ticketId, out _);
+                return notice;
+            }
+
+            try
+            {
+                return await tcs.Task.WaitAsync(wait, _time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                _waiters.TryRemove(new KeyValuePair<ulong, TaskCompletionSource<ExpectNotice>>(ticketId, tcs));
+                return null;
+            }
         }
-        catch (TimeoutException)
+        finally
         {
-            _waiters.TryRemove(new KeyValuePair<ulong, TaskCompletionSource<ExpectNotice>>(ticketId, tcs));
-            return null;
+            Interlocked.Decrement(ref _waiting);
         }
     }
 
     /// <summary>Forgets the notice of a ticket that was used.</summary>
-    public void Remove(ulong ticketId) => _notices.TryRemove(ticketId, out _);
+    public void Remove(ulong ticketId)
+    {
+        if (_notices.TryRemove(ticketId, out _))
+        {
+            Interlocked.Decrement(ref _count);
+        }
+    }
 
     /// <summary>Drops notices whose ticket has expired (plus <paramref name="skew"/>).</summary>
     public int Purge(TimeSpan skew = default)
@@ -88,6 +125,7 @@ internal sealed class ExpectBook
         {
             if (notice.ExpiresUnixMs < now && _notices.TryRemove(id, out _))
             {
+                Interlocked.Decrement(ref _count);
                 removed++;
             }
         }

@@ -140,9 +140,34 @@ internal readonly struct Probe
 
     public int Weight { get; }
 
-    public bool Contains(int i)
+    /// <summary>Whether server <paramref name="i"/> satisfies the preference.</summary>
+    public bool Contains(int i) => ((Word(i >> 6) >> i) & 1) != 0;
+
+    /// <summary>
+    /// The servers of bitmap word <paramref name="w"/> (indices 64w to 64w + 63) that satisfy the preference, as
+    /// one word: a decision takes it once per word instead of probing once per candidate.
+    /// </summary>
+    public ulong Word(int w)
     {
-        bool hit = _dense is { } d ? Bits.Test(d, i) : _posting is { } p && p.Contains(i);
-        return hit != _negate;
+        ulong word = _dense is { } d ? d[w] : _posting is { } p ? SparseWord(p.Members, w) : 0;
+        return _negate ? ~word : word;
+    }
+
+    private static ulong SparseWord(int[] members, int w)
+    {
+        int first = w << 6;
+        int at = Array.BinarySearch(members, first);
+        if (at < 0)
+        {
+            at = ~at;
+        }
+
+        ulong word = 0;
+        for (; at < members.Length && members[at] < first + 64; at++)
+        {
+            word |= 1UL << members[at];
+        }
+
+        return word;
     }
 }

@@ -110,7 +110,10 @@ public sealed class SelectionEngine : IDisposable
     /// <param name="error">Why it was refused (one line), when refused.</param>
     /// <param name="initialState">See <see cref="Register"/>.</param>
     /// <returns>True when accepted.</returns>
-    public bool TryRegister(ServerRegistration registration, [NotNullWhen(true)] out ServerEntry? entry, [NotNullWhen(false)] out string? error, ServerState initialState = ServerState.Up)
+    public bool TryRegister(ServerRegistration registration, [NotNullWhen(true)] out ServerEntry? entry, [NotNullWhen(false)] out string? error, ServerState initialState = ServerState.Up) =>
+        TryRegister(registration, out entry, out error, initialState, logEach: true);
+
+    private bool TryRegister(ServerRegistration registration, [NotNullWhen(true)] out ServerEntry? entry, [NotNullWhen(false)] out string? error, ServerState initialState, bool logEach)
     {
         ArgumentNullException.ThrowIfNull(registration);
         entry = null;
@@ -161,7 +164,7 @@ public sealed class SelectionEngine : IDisposable
             }
         }
 
-        if (changed)
+        if (changed && logEach)
         {
             SelectionLog.ServerRegistered(_logger, registration.Id, registration.Service, registration.Capacity);
         }
@@ -169,7 +172,7 @@ public sealed class SelectionEngine : IDisposable
         return true;
     }
 
-    /// <summary>Registers many servers with one snapshot rebuild (store reload at start-up).</summary>
+    /// <summary>Registers many servers with one snapshot rebuild (store reload at start-up) and one log line for the batch.</summary>
     /// <param name="registrations">The registrations; invalid ones are skipped and logged.</param>
     /// <param name="initialState">Usually <see cref="ServerState.Unknown"/>: reloaded servers wait for their next heartbeat.</param>
     /// <returns>How many were accepted.</returns>
@@ -184,9 +187,10 @@ public sealed class SelectionEngine : IDisposable
             _publishArmed = true;
             try
             {
+                // One summary line, not one per server: a restart reloads every server at once.
                 foreach (ServerRegistration r in registrations)
                 {
-                    if (TryRegister(r, out _, out _, initialState))
+                    if (TryRegister(r, out _, out _, initialState, logEach: false))
                     {
                         accepted++;
                     }
@@ -203,6 +207,7 @@ public sealed class SelectionEngine : IDisposable
             }
         }
 
+        SelectionLog.ServersLoaded(_logger, accepted, initialState);
         return accepted;
     }
 

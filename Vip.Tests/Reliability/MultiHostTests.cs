@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using Vip.Tests.Hosting;
 using Vip.Tests.Reliability.Harness;
 
 namespace Vip.Tests.Reliability;

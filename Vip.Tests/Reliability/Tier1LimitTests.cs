@@ -197,6 +197,25 @@ public class Tier1LimitTests
     }
 
     [Test]
+    public async Task The_idle_clock_starts_at_the_last_answer_not_at_the_last_bytes_received()
+    {
+        // The task takes 2 s to answer, twice the idle timeout; the client sends its next frame 0.4 s after the answer.
+        await StartAsync(o =>
+        {
+            o.IdleTimeout = TimeSpan.FromSeconds(1);
+            o.RequestTimeout = TimeSpan.FromSeconds(10);
+        });
+        _tier2.AnswerDelay = TimeSpan.FromSeconds(2);
+        using var c = Client();
+        c.Send(TaskFrame(1));
+        var answer = c.Receive(Wait) ?? throw new AssertionException($"closed while the task was in flight (idle_timeout hits: {_meter["idle_timeout"]})");
+        Assert.That(answer.Type, Is.EqualTo(FrameType.Redirect));
+        Thread.Sleep(400);
+        Assert.That(c.Ping(2, Wait), Is.True, $"closed right after its answer (idle_timeout hits: {_meter["idle_timeout"]})");
+        Assert.That(_meter["idle_timeout"], Is.Zero);
+    }
+
+    [Test]
     public async Task Connections_over_the_per_source_limit_are_closed_at_once_and_other_sources_still_served()
     {
         await StartAsync(o => o.MaxConnectionsPerSource = 5);
@@ -245,13 +264,20 @@ public class Tier1LimitTests
         Assert.That(_meter["max_in_flight"], Is.EqualTo(6));
     }
 
-    // Long: once, under a load average of 50 on the 2-core build machine, the good client was disconnected after
-    // 200 answers; the cause is not found yet (see docs/reliability.md). Run with --long=true / VIP_LONG=1.
+    // The good client pauses between its bursts (while the 200 slowloris clients connect, and while it trickles their
+    // next bytes); on a loaded machine a pause took longer than the fixture's 0.6 s idle timeout, and tier-1 rightly
+    // closed it as idle (the "disconnected after 0 / 200 answers" failures). This test is about the flood, so the idle
+    // timeout is out of its way; the idle limit has its own tests above. The request timeout is generous for the same
+    // reason: the stand-in tier-2 shares the loaded machine.
     [Test]
-    [Category("Long")]
     public async Task A_flood_of_slowloris_and_garbage_clients_does_not_stop_a_good_client_from_being_served()
     {
-        await StartAsync(o => o.FrameTimeout = TimeSpan.FromSeconds(2));
+        await StartAsync(o =>
+        {
+            o.FrameTimeout = TimeSpan.FromSeconds(2);
+            o.IdleTimeout = TimeSpan.FromSeconds(60);
+            o.RequestTimeout = TimeSpan.FromSeconds(10);
+        });
         var good = Client(_hosts.Next());
         var stop = new CancellationTokenSource();
 
@@ -294,7 +320,7 @@ public class Tier1LimitTests
             good.Send(Enumerable.Range(0, 10).SelectMany(i => TaskFrame((ulong)(round * 10 + i + 1))).ToArray());
             for (var i = 0; i < 10; i++)
             {
-                var a = good.Receive(Wait) ?? throw new AssertionException($"the good client was disconnected after {redirects} answers");
+                var a = good.Receive(Wait) ?? throw new AssertionException($"the good client was disconnected after {redirects} answers ({Hits()})");
                 if (a.Type == FrameType.Redirect)
                 {
                     redirects++;
@@ -324,6 +350,8 @@ public class Tier1LimitTests
         // The slowloris connections are cut at the frame deadline.
         Assert.That(slow.Count(s => s.ClosedWithin(Wait)), Is.EqualTo(200), "slowloris connections outlived the frame deadline");
         Assert.That(_meter["frame_timeout"], Is.GreaterThanOrEqualTo(200));
-        TestContext.Out.WriteLine($"good client: {redirects} redirects; garbage connections: {garbageSent}; frame_timeout hits: {_meter["frame_timeout"]}");
+        TestContext.Out.WriteLine($"good client: {redirects} redirects; garbage connections: {garbageSent}; {Hits()}");
     }
+
+    private string Hits() => string.Join(", ", ((string[])["frame_timeout", "idle_timeout", "max_connections", "max_connections_per_source", "max_in_flight"]).Select(l => $"{l} {_meter[l]}"));
 }

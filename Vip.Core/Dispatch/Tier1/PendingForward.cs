@@ -78,57 +78,77 @@ internal sealed class PendingForward
 /// The fixed-size table of tasks in flight towards tier-2, shared by every link. A free-list (LIFO, so the
 /// used part stays dense) hands out slots; the scan for timeouts stops at the highest slot ever used.
 /// </summary>
+/// <remarks>
+/// The free-list is a lock-free stack (Treiber) over an array of next-indices: every client connection and every
+/// link loop rents and returns slots, and with the socket engine's threads running those loops side by side a lock
+/// here was the most contended one in tier-1. The head packs a version (high 32 bits) with the top index + 1 (low
+/// 32 bits, 0 = empty); the version changes on every push and pop, so a compare-exchange that saw an old head fails
+/// (no ABA).
+/// </remarks>
 internal sealed class PendingTable
 {
     private readonly PendingForward?[] _slots;
-    private readonly int[] _free;
-    private readonly object _lock = new();
-    private int _freeCount;
+    private readonly int[] _next;   // for a free slot: the index + 1 of the free slot below it, 0 at the bottom
+    private long _head;
+    private int _inUse;
     private int _highWater;
 
     public PendingTable(int capacity)
     {
         _slots = new PendingForward?[capacity];
-        _free = new int[capacity];
+        _next = new int[capacity];
+        // Slot 0 on top, then 1, 2, ...: the first tasks use the lowest slots.
         for (var i = 0; i < capacity; i++)
         {
-            _free[i] = capacity - 1 - i;
+            _next[i] = i + 1 < capacity ? i + 2 : 0;
         }
 
-        _freeCount = capacity;
+        _head = capacity > 0 ? 1 : 0;
     }
 
     public int Capacity => _slots.Length;
 
-    public int InUse
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _slots.Length - _freeCount;
-            }
-        }
-    }
+    /// <summary>Slots rented and not returned.</summary>
+    public int InUse => Volatile.Read(ref _inUse);
 
     /// <summary>Number of slots the timeout scan must look at.</summary>
     public int HighWater => Volatile.Read(ref _highWater);
 
     public PendingForward? TryRent()
     {
+        var spinner = default(SpinWait);
         int index;
-        lock (_lock)
+        while (true)
         {
-            if (_freeCount == 0)
+            var head = Volatile.Read(ref _head);
+            var top = (int)(uint)head;
+            if (top == 0)
             {
                 return null;
             }
 
-            index = _free[--_freeCount];
-            if (index >= _highWater)
+            index = top - 1;
+            var next = Volatile.Read(ref _next[index]);
+            var replacement = (long)(((ulong)head & 0xFFFF_FFFF_0000_0000UL) + (1UL << 32)) | (uint)next;
+            if (Interlocked.CompareExchange(ref _head, replacement, head) == head)
             {
-                _highWater = index + 1;
+                break;
             }
+
+            spinner.SpinOnce(sleep1Threshold: -1);
+        }
+
+        Interlocked.Increment(ref _inUse);
+        var high = Volatile.Read(ref _highWater);
+        while (index >= high)
+        {
+            var seen = Interlocked.CompareExchange(ref _highWater, index + 1, high);
+            if (seen == high)
+            {
+                break;
+            }
+
+            high = seen;
         }
 
         return _slots[index] ??= new PendingForward(index);
@@ -136,10 +156,21 @@ internal sealed class PendingTable
 
     public void Return(PendingForward slot)
     {
-        lock (_lock)
+        var spinner = default(SpinWait);
+        while (true)
         {
-            _free[_freeCount++] = slot.Index;
+            var head = Volatile.Read(ref _head);
+            Volatile.Write(ref _next[slot.Index], (int)(uint)head);
+            var replacement = (long)(((ulong)head & 0xFFFF_FFFF_0000_0000UL) + (1UL << 32)) | (uint)(slot.Index + 1);
+            if (Interlocked.CompareExchange(ref _head, replacement, head) == head)
+            {
+                break;
+            }
+
+            spinner.SpinOnce(sleep1Threshold: -1);
         }
+
+        Interlocked.Decrement(ref _inUse);
     }
 
     /// <summary>The slot for a link request id, or null when the id is not one of ours.</summary>

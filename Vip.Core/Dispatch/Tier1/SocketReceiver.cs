@@ -8,7 +8,9 @@ namespace Vip.Dispatch.Tier1;
 /// <summary>
 /// Receives a byte stream from a socket into one contiguous pooled buffer and cuts frames out of it, so every
 /// payload is a plain span (no multi-segment copies). The buffer grows to at most one maximal frame. With
-/// <c>releaseWhenIdle</c> an idle connection holds no buffer: it waits with a zero-byte read before renting one.
+/// <c>releaseWhenIdle</c> an idle connection holds no buffer: it waits with a zero-byte read before renting one —
+/// unless the caller says the connection is busy (<c>holdBuffer</c>, e.g. tasks in flight), when the zero-byte read
+/// would only cost one more system call per read.
 /// </summary>
 internal sealed class SocketReceiver : IDisposable
 {
@@ -27,6 +29,9 @@ internal sealed class SocketReceiver : IDisposable
         _releaseWhenIdle = releaseWhenIdle;
     }
 
+    /// <summary>True while a receive buffer is rented (an idle connection with <c>releaseWhenIdle</c> holds none).</summary>
+    internal bool HoldsBuffer => _buffer is not null;
+
     /// <summary>Bytes received and not consumed.</summary>
     public int Available => _end - _start;
 
@@ -37,12 +42,18 @@ internal sealed class SocketReceiver : IDisposable
     public void Consume(int count) => _start += count;
 
     /// <summary>Receives more bytes; false when the peer closed the connection.</summary>
-    public async ValueTask<bool> ReceiveAsync(CancellationToken cancellationToken = default)
+    public ValueTask<bool> ReceiveAsync(CancellationToken cancellationToken = default) => ReceiveAsync(holdBuffer: false, cancellationToken);
+
+    /// <summary>
+    /// Receives more bytes; false when the peer closed the connection. With <paramref name="holdBuffer"/> the buffer
+    /// is kept (no zero-byte read first) even when everything was consumed: the caller expects more bytes soon.
+    /// </summary>
+    public async ValueTask<bool> ReceiveAsync(bool holdBuffer, CancellationToken cancellationToken = default)
     {
         if (_start == _end)
         {
             _start = _end = 0;
-            if (_releaseWhenIdle)
+            if (_releaseWhenIdle && !holdBuffer)
             {
                 if (_buffer is not null)
                 {

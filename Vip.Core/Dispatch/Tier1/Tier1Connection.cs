@@ -26,7 +26,7 @@ internal sealed class Tier1Connection : IAnswerSink
     private readonly TimeProvider _time;
     private WireEndpoint _client;
     private int _inFlight;
-    private long _lastReceive;   // timestamp of the last bytes received (idle timeout)
+    private long _idleSince;     // timestamp of the last bytes received or answer sent (idle timeout)
     private long _partialSince;  // timestamp when the unfinished frame's first byte arrived, 0 when none (frame timeout)
     private int _expired;        // 1 once CheckDeadlines closed the connection
 
@@ -34,7 +34,7 @@ internal sealed class Tier1Connection : IAnswerSink
     {
         _limits = limits;
         _time = time;
-        _lastReceive = time.GetTimestamp();
+        _idleSince = time.GetTimestamp();
         _socket = socket;
         _dispatcher = dispatcher;
         _options = options;
@@ -61,8 +61,8 @@ internal sealed class Tier1Connection : IAnswerSink
 
     /// <summary>
     /// Called by the server's timer: closes the connection when a frame has been unfinished for longer than
-    /// <see cref="Tier1Options.FrameTimeout"/>, or when it is idle (nothing in flight, nothing received) for longer than
-    /// <see cref="Tier1Options.IdleTimeout"/>. Reads two timestamps; allocates nothing unless it closes.
+    /// <see cref="Tier1Options.FrameTimeout"/>, or when it is idle (nothing in flight, nothing received since its last
+    /// answer went out) for longer than <see cref="Tier1Options.IdleTimeout"/>. Reads two timestamps; allocates nothing unless it closes.
     /// </summary>
     public void CheckDeadlines(long now)
     {
@@ -71,7 +71,7 @@ internal sealed class Tier1Connection : IAnswerSink
         {
             Expire("frame_timeout", $"a frame was not complete within {_options.FrameTimeout.TotalSeconds:0.###} s");
         }
-        else if (partial == 0 && InFlight == 0 && _time.GetElapsedTime(Volatile.Read(ref _lastReceive), now) > _options.IdleTimeout)
+        else if (partial == 0 && InFlight == 0 && _time.GetElapsedTime(Volatile.Read(ref _idleSince), now) > _options.IdleTimeout)
         {
             Expire("idle_timeout", $"idle for {_options.IdleTimeout.TotalSeconds:0.###} s");
         }
@@ -90,7 +90,7 @@ internal sealed class Tier1Connection : IAnswerSink
     private void NoteReceived(int leftOver)
     {
         var now = _time.GetTimestamp();
-        Volatile.Write(ref _lastReceive, now);
+        Volatile.Write(ref _idleSince, now);
         if (leftOver == 0)
         {
             Volatile.Write(ref _partialSince, 0);
@@ -103,7 +103,12 @@ internal sealed class Tier1Connection : IAnswerSink
 
     public FrameOutbox? Deliver(ulong clientRequestId, SocketAddress? replyTo, FrameType type, ReadOnlySpan<byte> payload)
     {
+        // The idle clock restarts with every answer, written before the count drops so the timer never sees nothing in
+        // flight with the old time: measured from the last bytes received alone, a client whose tasks took longer than
+        // IdleTimeout to answer was closed as idle the moment it got its answers.
+        Volatile.Write(ref _idleSince, _time.GetTimestamp());
         Interlocked.Decrement(ref _inFlight);
+
         return _outbox.TryWrite(type, clientRequestId, payload, out var flush) && flush ? _outbox : null;
     }
 
@@ -118,9 +123,11 @@ internal sealed class Tier1Connection : IAnswerSink
                 return;
             }
 
-            // Bytes that came with the PROXY header are processed before the next read.
+            // Bytes that came with the PROXY header are processed before the next read. While tasks are in flight the
+            // client is active (a waiting client sends its next task as soon as its answer arrives): the receive buffer
+            // is kept, which saves the zero-byte read (one system call per read); an idle connection holds none.
             var pending = receiver.Available > 0;
-            while (pending || await receiver.ReceiveAsync().ConfigureAwait(false))
+            while (pending || await receiver.ReceiveAsync(holdBuffer: InFlight > 0).ConfigureAwait(false))
             {
                 pending = false;
                 var keepOpen = true;

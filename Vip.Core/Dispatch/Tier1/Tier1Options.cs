@@ -64,7 +64,10 @@ public sealed class Tier1Options
     /// </summary>
     public TimeSpan FrameTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>A client connection with no task in flight that sends nothing for this long is closed. Default 5 minutes.</summary>
+    /// <summary>
+    /// A client connection with no task in flight that sends nothing for this long is closed; the clock starts at the
+    /// last bytes received or the last answer sent, whichever is later. Default 5 minutes.
+    /// </summary>
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>Answer bytes a client connection may leave unread before tier-1 stops reading its tasks. Default 1 MiB.</summary>

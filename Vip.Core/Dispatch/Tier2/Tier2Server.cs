@@ -148,7 +148,8 @@ public sealed partial class Tier2Server : IAsyncDisposable
         ControlEndPoint = (IPEndPoint)_controlSocket.LocalEndPoint!;
         _loops.Add(Task.Run(() => AcceptForwardLinksAsync(_listenSocket), CancellationToken.None));
         _loops.Add(Task.Run(() => AcceptControlLinksAsync(_controlSocket), CancellationToken.None));
-        var period = TimeSpan.FromMilliseconds(Math.Clamp(_options.ControlSendTimeout.TotalMilliseconds / 4, 50, 1000));
+        // Often enough to catch a stuck send and to log a heartbeat expiry within a tenth of the expiry window.
+        var period = TimeSpan.FromMilliseconds(Math.Clamp(Math.Min(_options.ControlSendTimeout.TotalMilliseconds / 4, _engine.Options.ExpireAfter.TotalMilliseconds / 10), 50, 1000));
         _watchdog = Time.CreateTimer(static s => ((Tier2Server)s!).CheckStuckLinks(), this, period, period);
         var snapshot = store.Snapshot;
         Tier2Log.Started(Log, _options.Id, ListenEndPoint.ToString(), ControlEndPoint.ToString(), snapshot.Servers.Count, snapshot.Clients.Count, snapshot.Networks.Count);

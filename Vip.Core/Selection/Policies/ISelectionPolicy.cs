@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace Vip.Selection.Policies;
 
@@ -59,22 +60,47 @@ internal ref struct CandidateScan
     public void Run<TKey>(TKey policy, bool randomTies)
         where TKey : struct, IRankKey
     {
+        // Up to two preferences (the usual case) are read once per bitmap word and held in registers.
+        if (Probes.Length <= 2)
+        {
+            Scan(policy, new TwoProbes(Probes), randomTies);
+        }
+        else
+        {
+            Scan(policy, new ManyProbes(Probes), randomTies);
+        }
+    }
+
+    // The candidate loop is kept small (few live values) so the JIT holds it in registers; the rare entry into
+    // the short list is a call.
+    private void Scan<TKey, TScore>(TKey policy, TScore scorer, bool randomTies)
+        where TKey : struct, IRankKey
+        where TScore : struct, IScorer, allows ref struct
+    {
         ReadOnlySpan<ulong> mask = Mask;
         ServerLive[] lives = Lives;
-        ReadOnlySpan<Probe> probes = Probes;
-        Span<Ranked> top = Top;
-        int k = top.Length;
-        int filled = 0;
-        int candidates = 0;
-        bool sawFull = false;
         long now = Now;
         long expire = Expire;
-        ulong seed = Seed;
-        bool scoreFirst = ScoreFirst;
+        int candidates = 0;
+        bool sawFull = false;
+
+        // Composite key: preference score and policy key in the configured order, the tie-breaker in the low 16 bits.
+        int scoreShift = ScoreFirst ? 48 : 16;
+        int keyShift = ScoreFirst ? 16 : 32;
+
+        // Key of the worst kept entry once the short list is full; nothing composes to ulong.MaxValue before.
+        ulong worst = ulong.MaxValue;
+        Filled = 0;
         for (int w = 0; w < mask.Length; w++)
         {
             ulong bits = mask[w];
-            while (bits != 0)
+            if (bits == 0)
+            {
+                continue;
+            }
+
+            scorer.Load(w);
+            do
             {
                 int i = (w << 6) + BitOperations.TrailingZeroCount(bits);
                 bits &= bits - 1;
@@ -92,51 +118,113 @@ internal ref struct CandidateScan
                 }
 
                 candidates++;
-                int score = 0;
-                for (int p = 0; p < probes.Length; p++)
-                {
-                    if (probes[p].Contains(i))
-                    {
-                        score += probes[p].Weight;
-                    }
-                }
+                int score = scorer.Score(i);
 
                 // used < capacity, so used × ⌊2^32 ÷ capacity⌋ < 2^32: the load as a fraction, without a division.
                 uint load = (uint)((ulong)(uint)used * Volatile.Read(ref live.LoadFactor));
-                ulong key = policy.Key(live, i, load);
-                ulong inverted = (ulong)(0xFFFF - Math.Min(score, 0xFFFF));
-                ulong composite = scoreFirst ? (inverted << 48) | (key << 16) : (key << 32) | (inverted << 16);
-                if (filled == k)
+                ulong composite = ((ulong)(0xFFFF - Math.Min(score, 0xFFFF)) << scoreShift) | ((ulong)policy.Key(live, i, load) << keyShift);
+
+                // The tie-breaker only adds low bits: anything not below the worst kept entry already is out.
+                if (composite < worst)
                 {
-                    // The tie-breaker only adds low bits: anything not below the worst kept entry already is out.
-                    if (composite >= top[k - 1].Key)
-                    {
-                        continue;
-                    }
-
-                    filled--;
+                    worst = Keep(composite, i, score, load, randomTies);
                 }
-
-                if (randomTies)
-                {
-                    composite |= PolicyHash.Random(seed, i) & 0xFFFF;
-                }
-
-                int at = filled;
-                while (at > 0 && top[at - 1].Key > composite)
-                {
-                    top[at] = top[at - 1];
-                    at--;
-                }
-
-                top[at] = new Ranked(composite, i, score, load);
-                filled++;
             }
+            while (bits != 0);
         }
 
-        Filled = filled;
         Candidates = candidates;
         SawFull = sawFull;
+    }
+
+    /// <summary>Enters one server into the short list (dropping the worst when full); returns the new bar to pass.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong Keep(ulong composite, int i, int score, uint load, bool randomTies)
+    {
+        Span<Ranked> top = Top;
+        int k = top.Length;
+        int filled = Filled;
+        if (filled == k)
+        {
+            filled--;
+        }
+
+        if (randomTies)
+        {
+            composite |= PolicyHash.Random(Seed, i) & 0xFFFF;
+        }
+
+        int at = filled;
+        while (at > 0 && top[at - 1].Key > composite)
+        {
+            top[at] = top[at - 1];
+            at--;
+        }
+
+        top[at] = new Ranked(composite, i, score, load);
+        Filled = ++filled;
+        return filled == k ? top[k - 1].Key : ulong.MaxValue;
+    }
+}
+
+/// <summary>Preference scoring inside the candidate loop: prepared once per bitmap word, read per candidate.</summary>
+internal interface IScorer
+{
+    void Load(int word);
+
+    int Score(int index);
+}
+
+/// <summary>Zero, one or two preferences: one hit word each, in registers (an unused slot has weight 0).</summary>
+internal struct TwoProbes : IScorer
+{
+    private readonly Probe _first;
+    private readonly Probe _second;
+    private readonly int _count;
+    private readonly int _weight0;
+    private readonly int _weight1;
+    private ulong _hits0;
+    private ulong _hits1;
+
+    public TwoProbes(ReadOnlySpan<Probe> probes)
+    {
+        _count = probes.Length;
+        _first = _count > 0 ? probes[0] : default;
+        _second = _count > 1 ? probes[1] : default;
+        _weight0 = _count > 0 ? _first.Weight : 0;
+        _weight1 = _count > 1 ? _second.Weight : 0;
+    }
+
+    public void Load(int word)
+    {
+        if (_count > 0)
+        {
+            _hits0 = _first.Word(word);
+            _hits1 = _count > 1 ? _second.Word(word) : 0;
+        }
+    }
+
+    public readonly int Score(int index) => ((int)(_hits0 >> index) & 1) * _weight0 + ((int)(_hits1 >> index) & 1) * _weight1;
+}
+
+/// <summary>More than two preferences (rare): each probed per candidate.</summary>
+internal readonly ref struct ManyProbes(ReadOnlySpan<Probe> probes) : IScorer
+{
+    private readonly ReadOnlySpan<Probe> _probes = probes;
+
+    public void Load(int word)
+    {
+    }
+
+    public int Score(int index)
+    {
+        int score = 0;
+        foreach (ref readonly Probe p in _probes)
+        {
+            score += p.Contains(index) ? p.Weight : 0;
+        }
+
+        return score;
     }
 }
 

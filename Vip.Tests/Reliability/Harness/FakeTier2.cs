@@ -28,6 +28,9 @@ internal sealed class FakeTier2 : IAsyncDisposable
 
     public IPEndPoint EndPoint => (IPEndPoint)_listener.LocalEndPoint!;
 
+    /// <summary>How long each FORWARD waits before its REDIRECT is sent (PINGs are answered at once). Default none.</summary>
+    public TimeSpan AnswerDelay { get; set; }
+
     /// <summary>FORWARDs answered so far.</summary>
     public long Forwards => Interlocked.Read(ref _forwards);
 
@@ -63,6 +66,8 @@ internal sealed class FakeTier2 : IAsyncDisposable
         await using var stream = new NetworkStream(socket, ownsSocket: true);
         var input = PipeReader.Create(stream);
         var output = new ArrayBufferWriter<byte>();
+        using var writeLock = new SemaphoreSlim(1);
+        var delayed = new List<Task>();
         try
         {
             while (true)
@@ -82,14 +87,30 @@ internal sealed class FakeTier2 : IAsyncDisposable
                         case FrameType.Forward:
                             _ = ForwardRequest.Read(frame.Payload.ToArray());
                             Interlocked.Increment(ref _forwards);
-                            FrameWriter.WriteRedirect(output, frame.RequestId, "app-1"u8, AppServer, DateTimeOffset.UtcNow.AddSeconds(30).ToUnixTimeMilliseconds(), new byte[32]);
+                            if (AnswerDelay > TimeSpan.Zero)
+                            {
+                                delayed.Add(AnswerLaterAsync(stream, writeLock, frame.RequestId));
+                            }
+                            else
+                            {
+                                FrameWriter.WriteRedirect(output, frame.RequestId, "app-1"u8, AppServer, DateTimeOffset.UtcNow.AddSeconds(30).ToUnixTimeMilliseconds(), new byte[32]);
+                            }
+
                             break;
                     }
                 }
 
                 if (output.WrittenCount > 0)
                 {
-                    await stream.WriteAsync(output.WrittenMemory, _stop.Token);
+                    await writeLock.WaitAsync(_stop.Token);
+                    try
+                    {
+                        await stream.WriteAsync(output.WrittenMemory, _stop.Token);
+                    }
+                    finally
+                    {
+                        writeLock.Release();
+                    }
                 }
 
                 input.AdvanceTo(consumed, examined);
@@ -97,6 +118,30 @@ internal sealed class FakeTier2 : IAsyncDisposable
                 {
                     return;
                 }
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or SocketException or ObjectDisposedException)
+        {
+        }
+
+        await Task.WhenAll(delayed);
+    }
+
+    private async Task AnswerLaterAsync(Stream stream, SemaphoreSlim writeLock, ulong requestId)
+    {
+        try
+        {
+            await Task.Delay(AnswerDelay, _stop.Token);
+            var output = new ArrayBufferWriter<byte>();
+            FrameWriter.WriteRedirect(output, requestId, "app-1"u8, AppServer, DateTimeOffset.UtcNow.AddSeconds(30).ToUnixTimeMilliseconds(), new byte[32]);
+            await writeLock.WaitAsync(_stop.Token);
+            try
+            {
+                await stream.WriteAsync(output.WrittenMemory, _stop.Token);
+            }
+            finally
+            {
+                writeLock.Release();
             }
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException or SocketException or ObjectDisposedException)

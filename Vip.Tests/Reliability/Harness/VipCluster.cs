@@ -1,4 +1,5 @@
 using System.Net;
+using Vip.Tests.Hosting;
 
 namespace Vip.Tests.Reliability.Harness;
 
