@@ -40,6 +40,9 @@ internal sealed class FakeTier2 : IAsyncDisposable
 
     public bool AnswerPings { get; set; } = true;
 
+    /// <summary>How long each FORWARD's answer waits before it is sent (PINGs are answered at once). Default none.</summary>
+    public TimeSpan AnswerDelay { get; set; }
+
     public ConcurrentQueue<ForwardRequest> Received { get; } = new();
 
     public ConcurrentQueue<ulong> ReceivedIds { get; } = new();
@@ -118,24 +121,30 @@ internal sealed class FakeTier2 : IAsyncDisposable
             Answers.Enqueue(answer);
         }
 
+        var delay = AnswerDelay;
         switch (answer)
         {
             case Redirect r:
-                _ = Send(conn, w => FrameWriter.Write(w, requestId, r));
+                _ = Send(conn, w => FrameWriter.Write(w, requestId, r), delay);
                 break;
             case Reject j:
-                _ = Send(conn, w => FrameWriter.Write(w, requestId, j));
+                _ = Send(conn, w => FrameWriter.Write(w, requestId, j), delay);
                 break;
         }
     }
 
-    private static async Task Send(FrameConnection conn, Action<IBufferWriter<byte>> write)
+    private async Task Send(FrameConnection conn, Action<IBufferWriter<byte>> write, TimeSpan delay = default)
     {
         try
         {
+            if (delay > TimeSpan.Zero)
+            {
+                await Task.Delay(delay, _stop.Token);
+            }
+
             await conn.SendAsync(static (w, a) => a(w), write);
         }
-        catch (IOException)
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
         {
         }
     }

@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.Net;
 using Vip.Dispatch.Tier1;
 using Vip.Protocol;
+using Vip.Tests.Client;
 using Vip.Tests.Reliability.Harness;
 
 namespace Vip.Tests.Reliability;
@@ -28,7 +29,7 @@ public class Tier1LimitTests
     {
         _hosts = new LoopbackHosts();
         var address = _hosts.Next();
-        _tier2 = new FakeTier2(_hosts.Next());
+        _tier2 = new FakeTier2("t2-limits", _hosts.Next());
         var options = new Tier1Options
         {
             Id = "t1-limits",
