@@ -4,26 +4,13 @@
 # Prints one line per measurement; docs/benchmarks.md ("VIP box") holds the figures and how to read them.
 set -euo pipefail
 rounds=${1:-3}
-here=$(cd "$(dirname "$0")/../.." && pwd)
-vipd=${VIPD:-$here/Vip.Daemons/bin/Release/net10.0/vipd}
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+source "$(dirname "$0")/peers.sh"
 
 redis-server --port 26379 --save "" --appendonly no >/dev/null & pids+=($!)
 redis-server --port 26380 --save "" --appendonly no >/dev/null & pids+=($!)
 iperf3 -s -p 25201 >/dev/null 2>&1 & pids+=($!)
 
-cat > "$work/haproxy.cfg" <<CFG
-global
-  nbthread 2
-  maxconn 4000
-defaults
-  mode tcp
-  timeout connect 3s
-  timeout client 5m
-  timeout server 5m
+{ haproxy_preamble; cat <<CFG
 frontend iperf
   bind 127.0.0.1:26001
   default_backend iperf
@@ -37,6 +24,7 @@ backend redis
   server r1 127.0.0.1:26379
   server r2 127.0.0.1:26380
 CFG
+} > "$work/haproxy.cfg"
 haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>&1 & pids+=($!)
 "$vipd" vip --listen 127.0.0.1:26002 --backends 127.0.0.1:25201 --Logging:LogLevel:Default Warning >/dev/null 2>&1 & pids+=($!)
 "$vipd" vip --listen 127.0.0.1:26102 --backends 127.0.0.1:26379,127.0.0.1:26380 --Logging:LogLevel:Default Warning >/dev/null 2>&1 & pids+=($!)

@@ -6,26 +6,13 @@
 # Env: VIPD (the vipd to measure), REDIS_N (requests per load, default 200000), VIPD_ENV (extra env for vipd).
 set -euo pipefail
 rounds=${1:-3}
-here=$(cd "$(dirname "$0")/../.." && pwd)
-vipd=${VIPD:-$here/Vip.Daemons/bin/Release/net10.0/vipd}
+source "$(dirname "$0")/peers.sh"
 n=${REDIS_N:-200000}
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 base=$((20000 + RANDOM % 20000))
 
 redis-server --port $((base)) --save "" --appendonly no >/dev/null & pids+=($!)
 redis-server --port $((base + 1)) --save "" --appendonly no >/dev/null & pids+=($!)
-cat > "$work/haproxy.cfg" <<CFG
-global
-  nbthread 2
-  maxconn 4000
-defaults
-  mode tcp
-  timeout connect 3s
-  timeout client 5m
-  timeout server 5m
+{ haproxy_preamble; cat <<CFG
 frontend redis
   bind 127.0.0.1:$((base + 2))
   default_backend redis
@@ -34,6 +21,7 @@ backend redis
   server r1 127.0.0.1:$((base))
   server r2 127.0.0.1:$((base + 1))
 CFG
+} > "$work/haproxy.cfg"
 haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>&1 & hpid=$!; pids+=($hpid)
 env ${VIPD_ENV:-} "$vipd" vip --listen 127.0.0.1:$((base + 3)) --backends 127.0.0.1:$((base)),127.0.0.1:$((base + 1)) \
   --Logging:LogLevel:Default Warning >/dev/null 2>&1 & vpid=$!; pids+=($vpid)
