@@ -146,6 +146,7 @@ public sealed partial class Tier2Server : IAsyncDisposable
         _store = store;
         ListenEndPoint = (IPEndPoint)_listenSocket.LocalEndPoint!;
         ControlEndPoint = (IPEndPoint)_controlSocket.LocalEndPoint!;
+        BeginWarmUp(store.Snapshot.Servers.Keys); // before the first FORWARD or REGISTER can be accepted
         _loops.Add(Task.Run(() => AcceptForwardLinksAsync(_listenSocket), CancellationToken.None));
         _loops.Add(Task.Run(() => AcceptControlLinksAsync(_controlSocket), CancellationToken.None));
         // Often enough to catch a stuck send and to log a heartbeat expiry within a tenth of the expiry window.
@@ -153,7 +154,6 @@ public sealed partial class Tier2Server : IAsyncDisposable
         _watchdog = Time.CreateTimer(static s => ((Tier2Server)s!).CheckStuckLinks(), this, period, period);
         var snapshot = store.Snapshot;
         Tier2Log.Started(Log, _options.Id, ListenEndPoint.ToString(), ControlEndPoint.ToString(), snapshot.Servers.Count, snapshot.Clients.Count, snapshot.Networks.Count);
-        BeginWarmUp(snapshot.Servers.Keys);
         return Task.CompletedTask;
     }
 
@@ -643,7 +643,6 @@ public sealed partial class Tier2Server : IAsyncDisposable
         lock (_registrationGate)
         {
             var awaited = new HashSet<string>(remembered, StringComparer.Ordinal);
-            awaited.ExceptWith(_linked.Keys);
             _awaited = awaited.Count > 0 ? awaited : null;
             Tier2Log.WarmingUp(Log, _options.Id, (long)grace.TotalMilliseconds, awaited.Count);
         }
