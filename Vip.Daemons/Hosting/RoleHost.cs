@@ -86,7 +86,6 @@ internal static class RoleHost
         IReadOnlyCollection<string>? repeatableSwitches = null)
     {
         ArgumentNullException.ThrowIfNull(switchMappings);
-        DurationConverter.Register(); // every TimeSpan key, bound or read, takes 500ms, 30s, 5m as well as 00:00:30
         var mappings = new Dictionary<string, string>(CommonSwitches, StringComparer.Ordinal);
         foreach (var (name, key) in switchMappings)
         {

@@ -27,7 +27,6 @@ internal static class Vipd
 
     public static async Task<int> RunAsync(string[] args)
     {
-        DurationConverter.Register();
         if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
         {
             PrintUsage(Console.Out);

@@ -253,7 +253,6 @@ internal static class RoleConfig
             return fallback;
         }
 
-        DurationConverter.Register(); // TimeSpan keys take 500ms, 30s, 5m as well as 00:00:30
         try
         {
             return (T)System.ComponentModel.TypeDescriptor.GetConverter(typeof(T)).ConvertFromInvariantString(text)!;
