@@ -15,7 +15,10 @@ internal sealed class EpollConnect : IEventHandler
     private readonly EventLoop _loop;
     private readonly Socket _socket;
     private readonly int _fd;
-    private readonly TaskCompletionSource<SocketError> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // Continuations run inline, on the loop thread: the forwarder's next step (build the relay and start it on this
+    // same loop, or try the next backend) is short and never blocks, and it saves a thread-pool hop and a loop
+    // wake-up per connection.
+    private readonly TaskCompletionSource<SocketError> _done = new();
     private int _slot = -1;
     private bool _finished;
 

@@ -85,7 +85,15 @@ internal sealed class EpollRelay : IRelay, IEventHandler
 
     public Task RunAsync()
     {
-        _loop.Post(this, StartCommand);
+        if (_loop.IsOnLoop)
+        {
+            OnCommand(StartCommand); // the connect completed on this loop and the forwarder went on inline
+        }
+        else
+        {
+            _loop.Post(this, StartCommand);
+        }
+
         return _done.Task;
     }
 
