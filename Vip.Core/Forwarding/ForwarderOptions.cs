@@ -67,8 +67,8 @@ public sealed class ForwarderOptions
     public int MaxBufferedBytes { get; set; } = 512 * 1024;
 
     /// <summary>
-    /// How TCP connections are relayed. <see cref="RelayTransport.Auto"/> (the default) uses the epoll event loops
-    /// on Linux (x64, arm64) and .NET's socket engine elsewhere. Changing it takes a restart.
+    /// How TCP connections and UDP datagrams are relayed. <see cref="RelayTransport.Auto"/> (the default) uses the
+    /// epoll event loops on Linux (x64, arm64) and .NET's socket engine elsewhere. Changing it takes a restart.
     /// </summary>
     public RelayTransport Transport { get; set; } = RelayTransport.Auto;
 
@@ -85,7 +85,7 @@ public sealed class ForwarderOptions
     public const int MaxBackends = 256;
 }
 
-/// <summary>How the VIP box moves the bytes of a TCP connection (docs/architecture.md, "The VIP box").</summary>
+/// <summary>How the VIP box moves bytes: TCP connections and UDP datagrams (docs/architecture.md, "VIP box").</summary>
 public enum RelayTransport
 {
     /// <summary>Epoll on Linux x64/arm64, sockets elsewhere.</summary>
