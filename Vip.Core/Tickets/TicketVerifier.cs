@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics.Metrics;
 using System.Net;
-using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -94,7 +93,7 @@ public sealed class TicketVerifier : IDisposable
     private readonly long _skewMs;
     private readonly long _maxLifetimeMs;
     private readonly Lock _gate = new();
-    private readonly ExpiringTable<UInt128, byte> _used;
+    private readonly ReplayCache _used;
     private readonly ExpiringTable<ulong, UInt128> _expected;
     private readonly Meter _meter;
     private readonly Counter<long> _verified;
@@ -118,7 +117,7 @@ public sealed class TicketVerifier : IDisposable
         _serverId = Encoding.UTF8.GetBytes(options.ServerId);
         _skewMs = (long)options.ClockSkew.TotalMilliseconds;
         _maxLifetimeMs = (long)options.MaxLifetime.TotalMilliseconds;
-        _used = new ExpiringTable<UInt128, byte>(options.ReplayCacheCapacity);
+        _used = new ReplayCache(options.ReplayCacheCapacity, _maxLifetimeMs + (2 * _skewMs));
         _expected = new ExpiringTable<ulong, UInt128>(options.ExpectCapacity);
         _meter = meterFactory?.Create(TicketMetrics.MeterName) ?? new Meter(TicketMetrics.MeterName);
         _verified = _meter.CreateCounter<long>("vip.tickets.verified", "{ticket}", "Tickets presented to this app server, by result (ok or the denial reason).");
@@ -229,7 +228,7 @@ public sealed class TicketVerifier : IDisposable
 
         Span<byte> mac = stackalloc byte[TicketFormat.MacLength];
         key.Hmac.Compute(t.Signed, mac);
-        if (!CryptographicOperations.FixedTimeEquals(mac, t.Mac))
+        if (!TicketCrypto.MacEquals(mac, t.Mac))
         {
             return TicketStatus.BadSignature;
         }
@@ -299,7 +298,7 @@ public sealed class TicketVerifier : IDisposable
                 _expected.Remove(t.TicketId);
             }
 
-            _used.Set(usedKey, 0, until, now);
+            _used.Add(usedKey, until, now);
         }
 
         return TicketStatus.Valid;
