@@ -219,7 +219,7 @@ internal static class OpenSslHmac
         }
     }
 
-#pragma warning disable SYSLIB1054 // LibraryImport needs unsafe code (off in Vip.Core); these are blittable apart from the SafeHandle.
+#pragma warning disable SYSLIB1054 // DllImport kept: every parameter is blittable or a SafeHandle, so the runtime stub is trivial.
 #pragma warning disable CA5392 // the library is named with its soname and resolved like .NET's own OpenSSL shim does
     private static class Native
     {

@@ -27,8 +27,8 @@ public sealed class TicketVerifierOptions
 
     /// <summary>Tickets remembered for the single-use check. Default 262 144 (about 16 MiB); 1 024 .. 16 777 216.</summary>
     /// <remarks>
-    /// A ticket is remembered until its expiry plus <see cref="ClockSkew"/>. When the cache is full the entry that
-    /// expires first is forgotten early, and from then on any ticket expiring no later than it is denied as
+    /// A ticket is remembered until its expiry plus <see cref="ClockSkew"/> (forgotten within 128 ms after). When the cache is full the entry that
+    /// expires first (to within 128 ms) is forgotten early, and from then on any ticket expiring no later than it is denied as
     /// <see cref="TicketStatus.Expired"/>: the verifier never accepts a ticket it cannot prove unused.
     /// </remarks>
     public int ReplayCacheCapacity { get; set; } = 262_144;
