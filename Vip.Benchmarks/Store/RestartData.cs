@@ -168,9 +168,15 @@ public static class RestartCommand
         }
     }
 
-    /// <summary>A daemon to time: <c>[NAME=VALUE,...@]PATH</c> (environment variables for the child, then the executable or vipd.dll).</summary>
+    /// <summary>
+    /// A daemon to time: <c>[NAME=VALUE,...@]PATH</c> (environment variables for the child, then the executable or
+    /// vipd.dll). The pseudo-variable <c>DB=FILE</c> gives this daemon its own store file (e.g. an older layout for an
+    /// older build); the others share the data set.
+    /// </summary>
     private sealed record DaemonSpec(string Label, string Path, IReadOnlyList<(string Name, string Value)> Environment)
     {
+        public string? Database => Environment.Where(e => e.Name == "DB").Select(e => e.Value).FirstOrDefault();
+
         public static DaemonSpec Parse(string text)
         {
             int at = text.LastIndexOf('@');
@@ -277,13 +283,13 @@ public static class RestartCommand
             psi.ArgumentList.Add(spec.Path);
         }
 
-        foreach (var a in new[] { "tier2", "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--db", db, "--ticket-key-file", key, "--id", "restart" })
+        foreach (var a in new[] { "tier2", "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--db", spec.Database ?? db, "--ticket-key-file", key, "--id", "restart" })
         {
             psi.ArgumentList.Add(a);
         }
 
         psi.Environment["VIPD_Logging__LogLevel__Vip.Store"] = "Debug"; // the open-phases line (event 4206)
-        foreach (var (name, value) in spec.Environment)
+        foreach (var (name, value) in spec.Environment.Where(e => e.Name != "DB"))
         {
             psi.Environment[name] = value;
         }

@@ -118,6 +118,7 @@ internal static class StoreDocuments
         var servers = ImmutableDictionary.CreateBuilder<string, ServerEntry>(StringComparer.Ordinal);
         var clients = ImmutableDictionary.CreateBuilder<string, ClientRecord>(StringComparer.Ordinal);
         var networks = ImmutableDictionary.CreateBuilder<IPNetwork, NetworkRule>();
+        var pool = new StringPool();
         foreach (var c in (ReadOnlySpan<StoreCollection>)[StoreCollection.Servers, StoreCollection.Clients, StoreCollection.Networks])
         {
             var book = pages[c];
@@ -125,7 +126,7 @@ internal static class StoreDocuments
             {
                 var page = doc.TryGetValue("_id", out var id) && id.IsInt32 && id.AsInt32 >= 0 ? id.AsInt32 : throw new InvalidDataException($"a page of {CollectionName(c)} has no valid _id");
                 var bytes = doc.TryGetValue("recs", out var recs) && recs.IsBinary ? recs.AsBinary : throw new InvalidDataException($"page {page} of {CollectionName(c)} has no 'recs'");
-                var reader = new RecordReader(bytes, CollectionName(c), page);
+                var reader = new RecordReader(bytes, CollectionName(c), page, pool);
                 while (!reader.AtEnd)
                 {
                     switch (c)
@@ -260,7 +261,7 @@ internal static class StoreDocuments
     }
 
     /// <summary>Reads the records of one page in order; every field is checked, and a bad one names the page and the offset.</summary>
-    internal ref struct RecordReader(ReadOnlySpan<byte> bytes, string collection, int page)
+    internal ref struct RecordReader(ReadOnlySpan<byte> bytes, string collection, int page, StringPool pool)
     {
         private readonly ReadOnlySpan<byte> _bytes = bytes;
         private int _at;
@@ -271,7 +272,7 @@ internal static class StoreDocuments
         {
             var start = _at;
             var id = Id();
-            var address = IPAddress.TryParse(Str8(), out var a) ? a : throw Bad(start, "addr");
+            var address = IPAddress.TryParse(Take(Take(1)[0]), out var a) ? a : throw Bad(start, "addr");
             var fixedPart = Take(24);
             var port = BinaryPrimitives.ReadUInt16LittleEndian(fixedPart);
             var capacity = BinaryPrimitives.ReadInt32LittleEndian(fixedPart[2..]);
@@ -331,8 +332,8 @@ internal static class StoreDocuments
             var pairs = new Dictionary<string, string>(count, StringComparer.Ordinal);
             for (var i = 0; i < count; i++)
             {
-                var k = Str8();
-                var v = Str8();
+                var k = pool.Get(Take(Take(1)[0]));
+                var v = pool.Get(Take(Take(1)[0]));
                 if (k.Length == 0 || !pairs.TryAdd(k, v))
                 {
                     throw Bad(start, "attrs");
@@ -365,6 +366,37 @@ internal static class StoreDocuments
 
         private readonly InvalidDataException Bad(int start, string field) =>
             new($"{collection} page {page}: the record at offset {start} has a missing or invalid '{field}'");
+    }
+
+    /// <summary>
+    /// One string per distinct attribute key or value while a store loads: 10 000 servers with <c>region=eu</c> share
+    /// two strings instead of holding 20 000 (less to allocate, to copy in the next collections, and to keep).
+    /// </summary>
+    internal sealed class StringPool
+    {
+        private const int MaxStrings = 65_536; // beyond that, values are mostly distinct: stop pooling
+        private readonly Dictionary<string, string> _strings = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> _lookup;
+
+        public StringPool() => _lookup = _strings.GetAlternateLookup<ReadOnlySpan<char>>();
+
+        public string Get(ReadOnlySpan<byte> utf8)
+        {
+            Span<char> chars = stackalloc char[256]; // ≤ 255 bytes of UTF-8 are ≤ 255 UTF-16 chars
+            var n = Encoding.UTF8.GetChars(utf8, chars);
+            if (_lookup.TryGetValue(chars[..n], out var s))
+            {
+                return s;
+            }
+
+            s = new string(chars[..n]);
+            if (_strings.Count < MaxStrings)
+            {
+                _strings.Add(s, s);
+            }
+
+            return s;
+        }
     }
 
     /// <summary>Schema 2, one document per record: read once, to migrate it.</summary>
