@@ -581,12 +581,15 @@ internal sealed class PageBook
 
         if (!_pages.TryGetValue(page, out var records))
         {
-            _pages[page] = records = new Dictionary<string, object>(StringComparer.Ordinal);
+            _pages[page] = records = new Dictionary<string, object>(StoreDocuments.MaxRecordsPerPage, StringComparer.Ordinal);
+            _next = Math.Max(_next, page + 1);
         }
 
         records[key] = record;
-        Room(page, records.Count);
-        _next = Math.Max(_next, page + 1);
+        if (records.Count is 1 or >= StoreDocuments.MaxRecordsPerPage)
+        {
+            Room(page, records.Count); // only when the page appears or fills: not a sorted-set operation per record
+        }
     }
 
     /// <summary>Adds or replaces a record.</summary>
