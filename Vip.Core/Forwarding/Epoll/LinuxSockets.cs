@@ -29,6 +29,7 @@ internal static unsafe partial class LinuxSockets
 
     public const int EINTR = 4;
     public const int EAGAIN = 11;
+    public const int ECONNREFUSED = 111;
 
     /// <summary>Most buffers one gathered send passes to the kernel (the rest goes on the next send).</summary>
     public const int MaxIoVectors = 32;
@@ -112,6 +113,30 @@ internal static unsafe partial class LinuxSockets
         return n >= 0 ? n : -Marshal.GetLastPInvokeError();
     }
 
+    /// <summary>Non-blocking receive of one datagram and its sender's address (native sockaddr); returns its length or -errno.</summary>
+    public static nint ReceiveFrom(int fd, Span<byte> buffer, Span<byte> address, out int addressLength)
+    {
+        fixed (byte* p = buffer)
+        fixed (byte* a = address)
+        {
+            var length = address.Length;
+            var n = recvfrom(fd, p, buffer.Length, MSG_DONTWAIT, a, &length);
+            addressLength = length;
+            return n >= 0 ? n : -Marshal.GetLastPInvokeError();
+        }
+    }
+
+    /// <summary>Non-blocking send of one datagram to a native sockaddr; returns the bytes sent or -errno.</summary>
+    public static nint SendTo(int fd, ReadOnlySpan<byte> buffer, ReadOnlySpan<byte> address)
+    {
+        fixed (byte* p = buffer)
+        fixed (byte* a = address)
+        {
+            var n = sendto(fd, p, buffer.Length, MSG_DONTWAIT | MSG_NOSIGNAL, a, address.Length);
+            return n >= 0 ? n : -Marshal.GetLastPInvokeError();
+        }
+    }
+
     /// <summary>Sends a FIN (half-close); returns 0 or the errno.</summary>
     public static int ShutdownSend(int fd) => shutdown(fd, SHUT_WR) == 0 ? 0 : Marshal.GetLastPInvokeError();
 
@@ -173,6 +198,12 @@ internal static unsafe partial class LinuxSockets
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint send(int fd, void* buf, nint len, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint recvfrom(int fd, void* buf, nint len, int flags, void* addr, int* addrlen);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint sendto(int fd, void* buf, nint len, int flags, void* addr, int addrlen);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint sendmsg(int fd, MessageHeader* msg, int flags);
