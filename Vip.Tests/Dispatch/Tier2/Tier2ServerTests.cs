@@ -450,6 +450,25 @@ public class Tier2ServerTests
         const int Servers = 12;
         const int Tier1Links = 4;
         const int PerLink = 300;
+
+        // The peers below block thread-pool threads (synchronous sockets, 16 of them at once). Without enough threads
+        // up front, the pool grows by about one per 0.5 s on this 2-core machine, and the server under test, which
+        // shares the pool, waited seconds for a thread: a registration's answer then came after the peer's 5 s
+        // receive timeout. What is tested is concurrency in the server, not the pool's growth rate.
+        ThreadPool.GetMinThreads(out var minWorkers, out var minIo);
+        ThreadPool.SetMinThreads(Math.Max(minWorkers, Servers + Tier1Links + 8), minIo);
+        try
+        {
+            await RunConcurrentRegistrationsHeartbeatsAndForwards(tier2, Servers, Tier1Links, PerLink);
+        }
+        finally
+        {
+            ThreadPool.SetMinThreads(minWorkers, minIo);
+        }
+    }
+
+    private static async Task RunConcurrentRegistrationsHeartbeatsAndForwards(Tier2Server tier2, int Servers, int Tier1Links, int PerLink)
+    {
         var apps = new RawPeer[Servers];
         await Task.WhenAll(Enumerable.Range(0, Servers).Select(i => Task.Run(() =>
             apps[i] = RawAppServer.Register(tier2, "s" + i, new IPEndPoint(IPAddress.Parse("127.0.1." + (i + 1)), 6000 + i), 1_000_000))));
