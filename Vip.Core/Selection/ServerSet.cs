@@ -13,15 +13,23 @@ public sealed class ServerSet : IReadOnlyList<ServerEntry>
     private readonly ServerEntry[] _entries;
     private readonly Dictionary<string, int> _byId;
 
-    private ServerSet(SelectionConfig config, ServerEntry[] entries, long version)
+    private ServerSet(SelectionConfig config, ServerEntry[] entries, long version, LiveCounters[][] chunks)
     {
         Config = config;
         _entries = entries;
         Version = version;
+        Chunks = chunks;
         int n = entries.Length;
         WordCount = Bits.Words(n);
         All = Bits.All(n);
         Live = new ServerLive[n];
+        bool sameSlots = true;
+        for (int i = 0; i < n; i++)
+        {
+            sameSlots &= entries[i].Live.Slot == i;
+        }
+
+        SlotMap = sameSlots ? null : [.. entries.Select(e => e.Live.Slot)];
         _byId = new Dictionary<string, int>(n, StringComparer.Ordinal);
         var keys = new Dictionary<string, (List<int> Exists, Dictionary<string, List<int>> Values)>(StringComparer.Ordinal);
         var kinds = new Dictionary<string, List<int>>(StringComparer.Ordinal);
@@ -124,15 +132,18 @@ public sealed class ServerSet : IReadOnlyList<ServerEntry>
         }
     }
 
-    /// <summary>Builds a snapshot of the given servers (indexed in id order).</summary>
-    internal static ServerSet Build(SelectionConfig config, IEnumerable<ServerEntry> entries, long version)
+    /// <summary>
+    /// Builds a snapshot of the given servers, indexed in the order of their counter slots (registration order,
+    /// freed slots reused lowest first), so a walk over the index in order walks the counters in memory order.
+    /// </summary>
+    internal static ServerSet Build(SelectionConfig config, IEnumerable<ServerEntry> entries, long version, LiveCounters[][] chunks)
     {
         ServerEntry[] sorted = [.. entries];
-        Array.Sort(sorted, static (a, b) => string.CompareOrdinal(a.Id, b.Id));
-        return new ServerSet(config, sorted, version);
+        Array.Sort(sorted, static (a, b) => a.Live.Slot.CompareTo(b.Live.Slot));
+        return new ServerSet(config, sorted, version, chunks);
     }
 
-    internal static ServerSet Empty(SelectionConfig config) => new(config, [], 0);
+    internal static ServerSet Empty(SelectionConfig config) => new(config, [], 0, []);
 
     /// <summary>Increases by one with every published snapshot.</summary>
     public long Version { get; }
@@ -140,7 +151,7 @@ public sealed class ServerSet : IReadOnlyList<ServerEntry>
     /// <summary>Number of servers.</summary>
     public int Count => _entries.Length;
 
-    /// <summary>The server at an index (indices are in id order and valid for this snapshot only).</summary>
+    /// <summary>The server at an index (indices follow registration order, with freed places reused, and are valid for this snapshot only).</summary>
     /// <param name="index">0 to <see cref="Count"/> - 1.</param>
     public ServerEntry this[int index] => _entries[index];
 
@@ -172,6 +183,12 @@ public sealed class ServerSet : IReadOnlyList<ServerEntry>
     internal ulong[] All { get; }
 
     internal ServerLive[] Live { get; }
+
+    /// <summary>The engine's counter chunks as of this snapshot (they cover every slot of its servers).</summary>
+    internal LiveCounters[][] Chunks { get; }
+
+    /// <summary>The counter slot of each index; null when every server's slot is its index (no freed slot in between).</summary>
+    internal int[]? SlotMap { get; }
 
     internal Dictionary<string, KeyIndex> Keys { get; }
 
