@@ -167,6 +167,35 @@ internal sealed class ClientProfile
 
     public ClientRecord? Record { get; }
 
+    private PreferenceServers? _preferenceServers;
+
+    /// <summary>
+    /// The servers of <paramref name="set"/> with this profile's value of each client-preference key (null where
+    /// the profile lacks the key or no server has the value). Looked up once per snapshot, then reused.
+    /// </summary>
+    public Posting?[] PreferencePostings(ServerSet set)
+    {
+        PreferenceServers? cached = Volatile.Read(ref _preferenceServers);
+        if (cached?.Set != set)
+        {
+            var postings = new Posting?[Preferences.Length];
+            for (int j = 0; j < postings.Length; j++)
+            {
+                if (Preferences[j] is { } value && set.PreferenceKeys[j] is { } ki)
+                {
+                    postings[j] = ki.Values.GetValueOrDefault(value);
+                }
+            }
+
+            cached = new PreferenceServers(set, postings);
+            Volatile.Write(ref _preferenceServers, cached);
+        }
+
+        return cached.Postings;
+    }
+
+    private sealed record PreferenceServers(ServerSet Set, Posting?[] Postings);
+
     /// <summary>The record's id as UTF-8 (empty for a network rule or the defaults).</summary>
     public byte[] IdUtf8 { get; }
 

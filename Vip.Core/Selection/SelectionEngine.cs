@@ -504,12 +504,19 @@ public sealed class SelectionEngine : IDisposable
         Span<char> chars = scratch.Chars;
         if (set.KindsInUse)
         {
-            if (!Decode(request.Kind, chars, out int n))
+            if (set.TryGetKindMask(request.Kind, out ulong[]? known))
+            {
+                Bits.And(mask, known);
+            }
+            else if (!Decode(request.Kind, chars, out int n))
             {
                 return Reject(SelectionOutcome.Malformed, "task kind is not valid UTF-8");
             }
 
-            Bits.And(mask, set.KindLookup.TryGetValue(chars[..n], out ulong[]? kindMask) ? kindMask : set.NoKindMask);
+            else
+            {
+                Bits.And(mask, set.KindLookup.TryGetValue(chars[..n], out ulong[]? kindMask) ? kindMask : set.NoKindMask);
+            }
         }
 
         // Binding keys: the client's value (record, then network rule, then defaults) must be the server's.
@@ -572,8 +579,10 @@ public sealed class SelectionEngine : IDisposable
 
         for (int j = 0; j < _config.Preferences.Length; j++)
         {
-            string? value = record?.Preferences[j] ?? rule?.Preferences[j] ?? defaults?.Preferences[j];
-            if (value is not null && set.PreferenceKeys[j] is { } ki && ki.Values.TryGetValue(value, out Posting? posting))
+            // The value comes from the record, else the network rule, else the defaults; its servers are looked
+            // up once per (profile, snapshot).
+            ClientProfile? source = record?.Preferences[j] is not null ? record : rule?.Preferences[j] is not null ? rule : defaults?.Preferences[j] is not null ? defaults : null;
+            if (source?.PreferencePostings(set)[j] is { } posting)
             {
                 probes[probeCount++] = new Probe(posting, null, false, _config.Preferences[j].Weight);
             }

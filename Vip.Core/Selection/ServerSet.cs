@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Collections;
 
 namespace Vip.Selection;
@@ -12,6 +13,7 @@ public sealed class ServerSet : IReadOnlyList<ServerEntry>
 {
     private readonly ServerEntry[] _entries;
     private readonly Dictionary<string, int> _byId;
+    private readonly (byte[] Utf8, ulong[] Mask)?[] _kindsByUtf8;
 
     private ServerSet(SelectionConfig config, ServerEntry[] entries, long version, LiveCounters[][] chunks)
     {
@@ -125,6 +127,16 @@ public sealed class ServerSet : IReadOnlyList<ServerEntry>
 
         KindLookup = KindMasks.GetAlternateLookup<ReadOnlySpan<char>>();
 
+        // The kinds by a hash of their UTF-8 bytes, built once: a decision finds its kind by one byte comparison
+        // (a kind that collided with another is found through KindLookup instead).
+        _kindsByUtf8 = new (byte[], ulong[])?[Math.Max(16, (int)BitOperations.RoundUpToPowerOf2((uint)KindMasks.Count * 4))];
+        foreach ((string kind, ulong[] mask) in KindMasks)
+        {
+            byte[] utf8 = System.Text.Encoding.UTF8.GetBytes(kind);
+            ref (byte[], ulong[])? slot = ref _kindsByUtf8[Utf8Key.Index(utf8, _kindsByUtf8.Length - 1)];
+            slot ??= (utf8, mask);
+        }
+
         PreferenceKeys = new KeyIndex?[config.Preferences.Length];
         for (int j = 0; j < PreferenceKeys.Length; j++)
         {
@@ -201,6 +213,19 @@ public sealed class ServerSet : IReadOnlyList<ServerEntry>
     internal Dictionary<string, ulong[]> KindMasks { get; }
 
     internal Dictionary<string, ulong[]>.AlternateLookup<ReadOnlySpan<char>> KindLookup { get; }
+
+    /// <summary>The mask of a kind given as UTF-8, when the byte-keyed table has it; otherwise decode and use <see cref="KindLookup"/>.</summary>
+    internal bool TryGetKindMask(ReadOnlySpan<byte> utf8, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ulong[]? mask)
+    {
+        if (_kindsByUtf8[Utf8Key.Index(utf8, _kindsByUtf8.Length - 1)] is { } e && e.Utf8.AsSpan().SequenceEqual(utf8))
+        {
+            mask = e.Mask;
+            return true;
+        }
+
+        mask = null;
+        return false;
+    }
 
     internal KeyIndex?[] PreferenceKeys { get; }
 
