@@ -245,14 +245,20 @@ internal ref struct CandidateScan
         Span<Ranked> top = Top;
         int k = top.Length;
         int filled = Filled;
-        if (filled == k)
-        {
-            filled--;
-        }
-
         if (randomTies)
         {
             composite |= PolicyHash.Random(Seed, i) & 0xFFFF;
+        }
+
+        if (filled == k)
+        {
+            // The loop let it in on its score and key; with its tie-breaker it may still lose to the worst kept.
+            if (composite >= top[k - 1].Key)
+            {
+                return top[k - 1].Key;
+            }
+
+            filled--;
         }
 
         int at = filled;
