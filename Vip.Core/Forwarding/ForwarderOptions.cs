@@ -66,6 +66,15 @@ public sealed class ForwarderOptions
     /// </summary>
     public int MaxBufferedBytes { get; set; } = 512 * 1024;
 
+    /// <summary>
+    /// How TCP connections and UDP datagrams are relayed. <see cref="RelayTransport.Auto"/> (the default) uses the
+    /// epoll event loops on Linux (x64, arm64) and .NET's socket engine elsewhere. Changing it takes a restart.
+    /// </summary>
+    public RelayTransport Transport { get; set; } = RelayTransport.Auto;
+
+    /// <summary>Event-loop threads of the epoll transport; 0 (the default) means one per processor, at most 16.</summary>
+    public int RelayThreads { get; set; }
+
     /// <summary>Active and passive health checking.</summary>
     public HealthCheckOptions HealthCheck { get; } = new();
 
@@ -74,6 +83,22 @@ public sealed class ForwarderOptions
 
     /// <summary>Most backends in one list.</summary>
     public const int MaxBackends = 256;
+}
+
+/// <summary>How the VIP box moves bytes: TCP connections and UDP datagrams (docs/architecture.md, "VIP box").</summary>
+public enum RelayTransport
+{
+    /// <summary>Epoll on Linux x64/arm64, sockets elsewhere.</summary>
+    Auto,
+
+    /// <summary>
+    /// Level-triggered epoll loops (one thread per processor) calling recv/send directly: one receive and one send
+    /// per message, no thread hop. Linux x64/arm64 only.
+    /// </summary>
+    Epoll,
+
+    /// <summary>.NET's socket engine: a receive loop and a send loop per direction, awaited.</summary>
+    Sockets,
 }
 
 /// <summary>One backend: where it is, its share of connections, and whether it wants a PROXY header.</summary>

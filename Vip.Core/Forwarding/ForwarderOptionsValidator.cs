@@ -47,6 +47,17 @@ public sealed class ForwarderOptionsValidator : IValidateOptions<ForwarderOption
         Range("Vip:MaxReadSize", options.MaxReadSize, options.MinReadSize, 16 * 1024 * 1024, failures);
         Range("Vip:MaxBufferedBytes", options.MaxBufferedBytes, options.MinReadSize, 256 * 1024 * 1024, failures);
 
+        if (!Enum.IsDefined(options.Transport))
+        {
+            failures.Add($"Vip:Transport '{options.Transport}' is not Auto, Epoll or Sockets");
+        }
+        else if (options.Transport == RelayTransport.Epoll && !Epoll.LinuxSockets.IsSupported)
+        {
+            failures.Add("Vip:Transport Epoll needs Linux on x64 or arm64; use Auto or Sockets");
+        }
+
+        Range("Vip:RelayThreads", options.RelayThreads, 0, 16, failures);
+
         var hc = options.HealthCheck;
         if (!Enum.IsDefined(hc.Mode))
         {

@@ -70,6 +70,12 @@ internal static partial class ForwardingLog
     [LoggerMessage(1020, LogLevel.Warning,
         "UDP receive buffer of {EndPoint}: {Granted} bytes granted of {Requested} asked (Vip:Udp:ReceiveBufferSize); bursts beyond it are lost: raise net.core.rmem_max")]
     public static partial void UdpReceiveBufferCapped(ILogger logger, EndPoint endPoint, int granted, int requested);
+
+    [LoggerMessage(1021, LogLevel.Error, "Relay event loop: epoll_wait failed (errno {Errno}); retrying")]
+    public static partial void RelayLoopFailed(ILogger logger, int errno);
+
+    [LoggerMessage(1022, LogLevel.Information, "TCP relay: {Transport} ({Threads} event threads)")]
+    public static partial void RelayTransportChosen(ILogger logger, string transport, int threads);
 }
 
 /// <summary>

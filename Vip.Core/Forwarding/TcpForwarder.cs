@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
+using Vip.Forwarding.Epoll;
 using Vip.Protocol;
 
 namespace Vip.Forwarding;
@@ -21,13 +22,14 @@ internal sealed class TcpForwarder
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly ConnectionLimiter _limiter = new();
-    private readonly ConcurrentDictionary<TcpRelay, byte> _relays = new();
+    private readonly ConcurrentDictionary<IRelay, byte> _relays = new();
     private readonly List<Socket> _listeners = [];
     private readonly List<Task> _acceptLoops = [];
     private readonly CancellationTokenSource _stopping = new();
     private readonly LogRateLimiter _limitLog;
     private readonly LogRateLimiter _noBackendLog;
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private EventLoopGroup? _loops;
     private ITimer? _idleTimer;
     private volatile bool _draining;
     private int _active;
@@ -85,6 +87,18 @@ internal sealed class TcpForwarder
         }
 
         EndPoints = bound;
+        var options = _options();
+        if (options.Transport == RelayTransport.Epoll || (options.Transport == RelayTransport.Auto && LinuxSockets.IsSupported))
+        {
+            var threads = options.RelayThreads > 0 ? options.RelayThreads : Math.Min(Environment.ProcessorCount, 16);
+            _loops = new EventLoopGroup(threads, _logger);
+            ForwardingLog.RelayTransportChosen(_logger, "epoll", threads);
+        }
+        else
+        {
+            ForwardingLog.RelayTransportChosen(_logger, "sockets", 0);
+        }
+
         for (var i = 0; i < _listeners.Count; i++)
         {
             ForwardingLog.Listening(_logger, bound[i], "tcp");
@@ -170,9 +184,10 @@ internal sealed class TcpForwarder
 
     private async Task HandleAsync(Socket client, IPEndPoint remote, WireEndpoint source, ForwarderOptions options)
     {
-        TcpRelay? relay = null;
+        IRelay? relay = null;
         Backend? backend = null;
         Socket? upstream = null;
+        EventLoop? loop = null;
         try
         {
             List<Backend>? tried = null;
@@ -184,7 +199,7 @@ internal sealed class TcpForwarder
                     break;
                 }
 
-                upstream = await ConnectAsync(backend, options.ConnectTimeout).ConfigureAwait(false);
+                (upstream, loop) = await ConnectAsync(backend, options.ConnectTimeout).ConfigureAwait(false);
                 if (upstream is null)
                 {
                     (tried ??= []).Add(backend);
@@ -204,7 +219,9 @@ internal sealed class TcpForwarder
                 return;
             }
 
-            relay = new TcpRelay(client, remote, upstream, backend, _relaySettings(), _metrics, _time);
+            relay = loop is null
+                ? new TcpRelay(client, remote, upstream, backend, _relaySettings(), _metrics, _time)
+                : new EpollRelay(loop, client, remote, upstream, backend, _relaySettings(), _metrics, _time);
             backend.ConnectionStarted();
             if (backend.ProxyProtocol)
             {
@@ -247,33 +264,51 @@ internal sealed class TcpForwarder
         }
     }
 
-    private async Task<Socket?> ConnectAsync(Backend backend, TimeSpan timeout)
+    private async Task<(Socket? Socket, EventLoop? Loop)> ConnectAsync(Backend backend, TimeSpan timeout)
     {
         var socket = new Socket(backend.EndPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         using var deadline = new CancellationTokenSource(timeout, _time);
         using var registration = _stopping.Token.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), deadline);
+        var loop = _loops?.Next();
+        SocketError error;
         try
         {
-            await socket.ConnectAsync(backend.EndPoint, deadline.Token).ConfigureAwait(false);
-            _health.ConnectSucceeded(backend);
-            return socket;
+            if (loop is null)
+            {
+                await socket.ConnectAsync(backend.EndPoint, deadline.Token).ConfigureAwait(false);
+                error = SocketError.Success;
+            }
+            else
+            {
+                error = await EpollConnect.ConnectAsync(loop, socket, backend.EndPoint, deadline.Token).ConfigureAwait(false);
+            }
         }
         catch (SocketException ex)
         {
-            socket.Dispose();
-            _health.ConnectFailed(backend, ex.SocketErrorCode);
-            return null;
+            error = ex.SocketErrorCode;
         }
         catch (OperationCanceledException)
         {
-            socket.Dispose();
-            if (!_stopping.IsCancellationRequested)
-            {
-                _health.ConnectFailed(backend, SocketError.TimedOut);
-            }
-
-            return null;
+            error = SocketError.OperationAborted;
         }
+
+        if (error == SocketError.Success)
+        {
+            _health.ConnectSucceeded(backend);
+            return (socket, loop);
+        }
+
+        socket.Dispose();
+        if (error != SocketError.OperationAborted)
+        {
+            _health.ConnectFailed(backend, error);
+        }
+        else if (!_stopping.IsCancellationRequested)
+        {
+            _health.ConnectFailed(backend, SocketError.TimedOut);
+        }
+
+        return (null, null);
     }
 
     private void CloseIdle()
@@ -342,6 +377,9 @@ internal sealed class TcpForwarder
         {
             await _idleTimer.DisposeAsync().ConfigureAwait(false);
         }
+
+        // Every relay and connect has ended (or the 5 s bound above passed): the loops can go.
+        _loops?.Dispose();
     }
 
     internal static void Reset(Socket socket)

@@ -13,6 +13,16 @@ internal sealed class RelaySettings
     {
         MinReadSize = options.MinReadSize;
         MaxReadSize = options.MaxReadSize;
+        MaxBufferedBytes = options.MaxBufferedBytes;
+        // The epoll relay bounds each direction itself (it stops reading the source), so its pipes never pause.
+        UnpausedPipeOptions = new PipeOptions(
+            pool: null,
+            readerScheduler: PipeScheduler.Inline,
+            writerScheduler: PipeScheduler.Inline,
+            pauseWriterThreshold: 0,
+            resumeWriterThreshold: 0,
+            minimumSegmentSize: options.MinReadSize,
+            useSynchronizationContext: false);
         // The writer pauses at MaxBufferedBytes unsent and resumes at half; the schedulers are inline so a
         // completed read runs the send directly on the same thread (everything the pipes call is ours and
         // never blocks).
@@ -30,7 +40,36 @@ internal sealed class RelaySettings
 
     public int MaxReadSize { get; }
 
+    public int MaxBufferedBytes { get; }
+
     public PipeOptions PipeOptions { get; }
+
+    public PipeOptions UnpausedPipeOptions { get; }
+}
+
+/// <summary>One relayed client connection, whichever transport moves its bytes.</summary>
+internal interface IRelay
+{
+    /// <summary>The client's address.</summary>
+    IPEndPoint ClientEndPoint { get; }
+
+    /// <summary>The backend it is relayed to.</summary>
+    Backend Target { get; }
+
+    /// <summary>Timestamp (<see cref="TimeProvider.GetTimestamp"/>) of the last byte moved either way.</summary>
+    long LastActivity { get; }
+
+    /// <summary>Why the relay ended abnormally (Success when both sides closed in order).</summary>
+    SocketError EndReason { get; }
+
+    /// <summary>Queues a PROXY v2 header to go to the backend before any client byte (call before <see cref="RunAsync"/>).</summary>
+    void WriteProxyHeader(in ProxyHeader header);
+
+    /// <summary>Relays until both directions are done (or the relay is aborted); both sockets are closed when it completes.</summary>
+    Task RunAsync();
+
+    /// <summary>Ends the relay at once (from any thread): both sockets are reset.</summary>
+    void Abort(SocketError reason);
 }
 
 /// <summary>
@@ -39,7 +78,7 @@ internal sealed class RelaySettings
 /// a half-close (the other direction carries on); a reset or error anywhere resets both sockets. The pipe's pause
 /// threshold is the per-direction buffer bound, so a slow reader slows the writer.
 /// </summary>
-internal sealed class TcpRelay
+internal sealed class TcpRelay : IRelay
 {
     // After this many reads in a row that completed at once, the loop yields, so one busy connection cannot keep a
     // socket-engine thread (inline completions) from serving the others.

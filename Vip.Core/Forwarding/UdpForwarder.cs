@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
+using Vip.Forwarding.Epoll;
 using Vip.Protocol;
 
 namespace Vip.Forwarding;
@@ -31,6 +32,8 @@ internal sealed class UdpForwarder : IAsyncDisposable
     private readonly LogRateLimiter _dropLog;
     private Socket? _socket;
     private Task _loop = Task.CompletedTask;
+    private EventLoop? _eventLoop;
+    private EpollUdpListener? _epollListener;
     private ITimer? _sweeper;
     private volatile bool _stopped;
 
@@ -70,6 +73,20 @@ internal sealed class UdpForwarder : IAsyncDisposable
 
     internal TimeProvider Time => _time;
 
+    /// <summary>The loop carrying the UDP side with the epoll transport; null with the sockets transport.</summary>
+    internal EventLoop? EventLoop => _eventLoop;
+
+    /// <summary>Scratch for backend replies on the epoll loop (one thread uses it).</summary>
+    internal byte[] ReplyBuffer { get; } = GC.AllocateUninitializedArray<byte>(MaxDatagram);
+
+    /// <summary>The listener's receive buffer, with <see cref="Reserve"/> bytes free in front of the payload.</summary>
+    internal byte[] ListenerBuffer => _buffer;
+
+    internal const int PayloadOffset = Reserve;
+
+    /// <summary>Opens (or finds) the session of a datagram's sender; called by the receive path of either transport.</summary>
+    internal UdpSession? SessionFor(SocketAddress from, Socket listener) => GetOrOpen(from, listener);
+
     /// <summary>Binds (throwing <see cref="SocketException"/> when the address is in use) and starts relaying.</summary>
     public void Start()
     {
@@ -99,7 +116,19 @@ internal sealed class UdpForwarder : IAsyncDisposable
             ForwardingLog.UdpReceiveBufferCapped(_logger, EndPoint, ReceiveBufferBytes, requested);
         }
 
-        _loop = ReceiveLoopAsync(socket);
+        var transport = _options().Transport;
+        if (transport == RelayTransport.Epoll || (transport == RelayTransport.Auto && LinuxSockets.IsSupported))
+        {
+            // One event-loop thread carries the whole UDP side: the listener and every session's upstream socket.
+            _eventLoop = new EventLoop("vip-udp", _logger);
+            _epollListener = new EpollUdpListener(this, socket, _eventLoop);
+            _epollListener.Start();
+        }
+        else
+        {
+            _loop = ReceiveLoopAsync(socket);
+        }
+
         var period = TimeSpan.FromTicks(Math.Clamp(_options().Udp.SessionIdleTimeout.Ticks / 4, TimeSpan.TicksPerMillisecond * 50, TimeSpan.TicksPerSecond));
         _sweeper = _time.CreateTimer(static s => ((UdpForwarder)s!).CloseIdle(), this, period, period);
     }
@@ -281,7 +310,11 @@ internal sealed class UdpForwarder : IAsyncDisposable
             await _sweeper.DisposeAsync().ConfigureAwait(false);
         }
 
-        _socket?.Dispose();
+        if (_eventLoop is null)
+        {
+            _socket?.Dispose();
+        }
+
         await _loop.ConfigureAwait(false);
         UdpSession[] all;
         lock (_gate)
@@ -293,6 +326,13 @@ internal sealed class UdpForwarder : IAsyncDisposable
         {
             Close(s, "stopping");
         }
+
+        if (_eventLoop is not null)
+        {
+            // The loop runs the sessions' queued closes before it stops (and the rest are run here once it has).
+            _eventLoop.Dispose();
+            _socket?.Dispose();
+        }
     }
 }
 
@@ -302,6 +342,7 @@ internal sealed class UdpSession : IDisposable
     private readonly UdpForwarder _owner;
     private readonly Socket _upstream;
     private readonly byte[]? _proxyHeader;
+    private EpollUdpSession? _epoll;
     private long _lastActivity;
 
     public UdpSession(UdpForwarder owner, SocketAddress clientAddress, IPEndPoint client, Backend backend, Socket upstream, byte[]? proxyHeader)
@@ -323,7 +364,45 @@ internal sealed class UdpSession : IDisposable
 
     public long LastActivity => Volatile.Read(ref _lastActivity);
 
-    public void Start(Socket listener) => _ = ReplyLoopAsync(listener);
+    public void Start(Socket listener)
+    {
+        if (_owner.EventLoop is { } loop)
+        {
+            _epoll = new EpollUdpSession(this, _owner, _upstream, listener, loop);
+            _epoll.Start();
+        }
+        else
+        {
+            _ = ReplyLoopAsync(listener);
+        }
+    }
+
+    /// <summary>Epoll transport: sends the datagram at once, on the loop thread (a full socket buffer drops it, as the kernel would).</summary>
+    public void Forward(byte[] buffer, int offset, int length)
+    {
+        Volatile.Write(ref _lastActivity, _owner.Time.GetTimestamp());
+        var start = offset;
+        if (_proxyHeader is not null)
+        {
+            start -= _proxyHeader.Length;
+            _proxyHeader.CopyTo(buffer, start);
+        }
+
+        var sent = _epoll!.Send(buffer.AsSpan(start, offset - start + length));
+        if (sent >= 0)
+        {
+            _owner.Metrics.UdpDatagram(toBackend: true);
+            return;
+        }
+
+        _owner.Drop("send_error");
+        if (-sent == LinuxSockets.ECONNREFUSED)
+        {
+            _owner.BackendRefused(this);
+        }
+    }
+
+    internal void Touch() => Volatile.Write(ref _lastActivity, _owner.Time.GetTimestamp());
 
     /// <summary>Sends the datagram at <paramref name="buffer"/>[<paramref name="offset"/>..] to the backend, behind the PROXY header if any.</summary>
     public async ValueTask ForwardAsync(byte[] buffer, int offset, int length)
@@ -395,5 +474,15 @@ internal sealed class UdpSession : IDisposable
         }
     }
 
-    public void Dispose() => _upstream.Dispose();
+    public void Dispose()
+    {
+        if (_epoll is not null)
+        {
+            _epoll.Close(); // on the loop: the socket is closed there, after any event being handled
+        }
+        else
+        {
+            _upstream.Dispose();
+        }
+    }
 }

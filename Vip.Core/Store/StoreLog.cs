@@ -19,4 +19,11 @@ internal static partial class StoreLog
 
     [LoggerMessage(EventId = 4205, Level = LogLevel.Warning, Message = "Store {Path}: writing failed again (attempt {Attempt}): {Reason}; {Pending} writes kept in memory, retrying in {DelayMs} ms")]
     public static partial void WriteStillFailing(ILogger logger, string path, int attempt, string reason, long pending, long delayMs);
+
+    [LoggerMessage(EventId = 4207, Level = LogLevel.Information, Message = "Store {Path} migrated to schema {Version} (records packed into pages)")]
+    public static partial void Migrated(ILogger logger, string path, int version);
+
+    // Where a slow start-up goes (docs/benchmarks.md, "Store"): the JIT and GC figures are the process's so far, everything before the store included.
+    [LoggerMessage(EventId = 4206, Level = LogLevel.Debug, Message = "Store {Path} open phases: lock and header {PrepareMs:F1} ms, LiteDB open {LiteDbMs:F1} ms, documents read {ReadMs:F1} ms; in this process so far: JIT {JitMethods} methods, {JitMs:F0} ms; GC {Collections} collections, {GcPauseMs:F0} ms paused, {AllocatedMB:F1} MB allocated")]
+    public static partial void OpenPhases(ILogger logger, string path, double prepareMs, double liteDbMs, double readMs, long jitMethods, double jitMs, int collections, double gcPauseMs, double allocatedMB);
 }

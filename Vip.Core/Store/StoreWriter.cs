@@ -56,13 +56,16 @@ internal sealed class StoreWriter
     private readonly Counter<long> _failures;
     private readonly Histogram<double> _batchDuration;
     private LiteDatabase? _db;
+    private StorePages? _pages;                       // what the file holds, page by page; null after a failure until re-read
+    private readonly HashSet<(StoreCollection Collection, int Page)> _touched = [];
     private long _pendingCount;
     private Task _run = Task.CompletedTask;
 
-    public StoreWriter(string path, LiteDatabase db, StoreOptions options, ILogger logger, TimeProvider time, Meter meter)
+    public StoreWriter(string path, LiteDatabase db, StorePages pages, StoreOptions options, ILogger logger, TimeProvider time, Meter meter)
     {
         _path = path;
         _db = db;
+        _pages = pages;
         _options = options;
         _logger = logger;
         _time = time;
@@ -227,6 +230,11 @@ internal sealed class StoreWriter
         }
 
         var db = _db;
+
+        // After a failed batch the map of pages may be ahead of the file (or the file ahead of it, when the commit
+        // went through and the checkpoint failed): read it again from what the file holds now.
+        _pages ??= ReadPages(db);
+        var pages = _pages;
         if (!db.BeginTrans())
         {
             throw new InvalidOperationException("a LiteDB transaction is already open on the writer thread");
@@ -234,24 +242,28 @@ internal sealed class StoreWriter
 
         try
         {
-            var servers = db.GetCollection(StoreDocuments.CollectionName(StoreCollection.Servers));
-            var clients = db.GetCollection(StoreDocuments.CollectionName(StoreCollection.Clients));
-            var networks = db.GetCollection(StoreDocuments.CollectionName(StoreCollection.Networks));
+            // Apply the chunk to the map of pages, then write each page it touched once.
+            _touched.Clear();
             foreach (var entry in chunk)
             {
-                var col = entry.Collection switch
+                var book = pages[entry.Collection];
+                var page = entry.Value is null ? book.Remove(entry.Key) : book.Set(entry.Key, entry.Value);
+                if (page >= 0)
                 {
-                    StoreCollection.Servers => servers,
-                    StoreCollection.Clients => clients,
-                    _ => networks,
-                };
-                if (entry.Value is null)
+                    _touched.Add((entry.Collection, page));
+                }
+            }
+
+            foreach (var (collection, page) in _touched)
+            {
+                var col = db.GetCollection(StoreDocuments.CollectionName(collection));
+                if (pages[collection].RecordsOf(page) is { } records)
                 {
-                    col.Delete(new BsonValue(entry.Key));
+                    col.Upsert(StoreDocuments.PageDocument(page, records));
                 }
                 else
                 {
-                    col.Upsert(StoreDocuments.ToDocument(entry.Value));
+                    col.Delete(page);
                 }
             }
 
@@ -260,6 +272,7 @@ internal sealed class StoreWriter
         }
         catch
         {
+            _pages = null;
             TryRollback(db);
             throw;
         }
@@ -309,10 +322,17 @@ internal sealed class StoreWriter
         }
     }
 
+    private static StorePages ReadPages(LiteDatabase db)
+    {
+        StoreDocuments.Load(db, out var pages);
+        return pages;
+    }
+
     private void CloseDatabase()
     {
         var db = _db;
         _db = null;
+        _pages = null;
         try
         {
             db?.Dispose();

@@ -37,7 +37,7 @@ public sealed class VipStore : IAsyncDisposable, IDisposable
     private volatile StoreSnapshot _snapshot;
     private bool _disposed;
 
-    private VipStore(string path, StoreOptions options, StoreSnapshot snapshot, LiteDatabase db, FileStream lockFile, ILogger logger, TimeProvider time, IMeterFactory? meterFactory)
+    private VipStore(string path, StoreOptions options, StoreSnapshot snapshot, StorePages pages, LiteDatabase db, FileStream lockFile, ILogger logger, TimeProvider time, IMeterFactory? meterFactory)
     {
         Path = path;
         _options = options;
@@ -45,7 +45,7 @@ public sealed class VipStore : IAsyncDisposable, IDisposable
         _lockFile = lockFile;
         _time = time;
         _meter = meterFactory?.Create(StoreMetrics.MeterName) ?? new Meter(StoreMetrics.MeterName);
-        _writer = new StoreWriter(path, db, options, logger, time, _meter);
+        _writer = new StoreWriter(path, db, pages, options, logger, time, _meter);
         _meter.CreateObservableGauge("vip.store.pending_writes", () => PendingWrites, "{write}", "Accepted changes not yet durable on disk.");
         _meter.CreateObservableGauge("vip.store.log.size", () => LogFileLength, "By", "Size of the LiteDB log file (emptied by each checkpoint).");
         _writer.Start();
@@ -135,21 +135,42 @@ public sealed class VipStore : IAsyncDisposable, IDisposable
         {
             var isNew = !File.Exists(path);
             CheckHeader(path);
+            var prepared = Stopwatch.GetTimestamp();
             db = StoreDocuments.OpenDatabase(path);
             db.Checkpoint(); // fold in what a crash left in the log, so the log starts empty
-            StoreDocuments.EnsureSchema(db);
+            if (StoreDocuments.EnsureSchema(db))
+            {
+                StoreLog.Migrated(log, path, StoreDocuments.SchemaVersion);
+            }
+
             if (new FileInfo(StoreDocuments.LogPathOf(path)) is { Exists: true, Length: > 0 })
             {
                 StoreDocuments.EmptyLog(db);
             }
 
-            var snapshot = StoreDocuments.Load(db);
+            var opened = Stopwatch.GetTimestamp();
+            var snapshot = StoreDocuments.Load(db, out var pages);
+            if (log.IsEnabled(LogLevel.Debug))
+            {
+                StoreLog.OpenPhases(
+                    log,
+                    path,
+                    Stopwatch.GetElapsedTime(started, prepared).TotalMilliseconds,
+                    Stopwatch.GetElapsedTime(prepared, opened).TotalMilliseconds,
+                    Stopwatch.GetElapsedTime(opened).TotalMilliseconds,
+                    System.Runtime.JitInfo.GetCompiledMethodCount(),
+                    System.Runtime.JitInfo.GetCompilationTime().TotalMilliseconds,
+                    GC.CollectionCount(0),
+                    GC.GetTotalPauseDuration().TotalMilliseconds,
+                    GC.GetTotalAllocatedBytes() / 1e6);
+            }
+
             if (isNew)
             {
                 DirectorySync.TryFsync(dir);
             }
 
-            var store = new VipStore(path, options, snapshot, db, lockFile, log, time ?? TimeProvider.System, meterFactory);
+            var store = new VipStore(path, options, snapshot, pages, db, lockFile, log, time ?? TimeProvider.System, meterFactory);
             StoreLog.Opened(log, path, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds, snapshot.Servers.Count, snapshot.Clients.Count, snapshot.Networks.Count);
             return store;
         }

@@ -1,7 +1,7 @@
 namespace Vip.Tickets;
 
 /// <summary>
-/// A bounded map whose entries vanish at their expiry time: the replay cache and the EXPECT table of a
+/// A bounded map whose entries vanish at their expiry time: the EXPECT table of a
 /// <see cref="TicketVerifier"/>. Not thread-safe (the verifier locks around it). Allocates nothing once its
 /// dictionary and heap have grown to their working size.
 /// </summary>

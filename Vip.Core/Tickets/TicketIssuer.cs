@@ -143,7 +143,7 @@ public sealed class TicketIssuer : IDisposable
     public void Dispose() => _meter.Dispose();
 
     // Writes everything up to the server id bytes; returns the offset of the server id.
-    private int WriteHead(Span<byte> d, IPAddress client, ulong ticketId, long expiresUnixMs, int idLength)
+    internal int WriteHead(Span<byte> d, IPAddress client, ulong ticketId, long expiresUnixMs, int idLength)
     {
         ArgumentNullException.ThrowIfNull(client);
         Span<byte> address = stackalloc byte[16];

@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics.Metrics;
 using System.Net;
-using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -28,8 +27,8 @@ public sealed class TicketVerifierOptions
 
     /// <summary>Tickets remembered for the single-use check. Default 262 144 (about 16 MiB); 1 024 .. 16 777 216.</summary>
     /// <remarks>
-    /// A ticket is remembered until its expiry plus <see cref="ClockSkew"/>. When the cache is full the entry that
-    /// expires first is forgotten early, and from then on any ticket expiring no later than it is denied as
+    /// A ticket is remembered until its expiry plus <see cref="ClockSkew"/> (forgotten within 128 ms after). When the cache is full the entry that
+    /// expires first (to within 128 ms) is forgotten early, and from then on any ticket expiring no later than it is denied as
     /// <see cref="TicketStatus.Expired"/>: the verifier never accepts a ticket it cannot prove unused.
     /// </remarks>
     public int ReplayCacheCapacity { get; set; } = 262_144;
@@ -94,7 +93,7 @@ public sealed class TicketVerifier : IDisposable
     private readonly long _skewMs;
     private readonly long _maxLifetimeMs;
     private readonly Lock _gate = new();
-    private readonly ExpiringTable<UInt128, byte> _used;
+    private readonly ReplayCache _used;
     private readonly ExpiringTable<ulong, UInt128> _expected;
     private readonly Meter _meter;
     private readonly Counter<long> _verified;
@@ -118,7 +117,7 @@ public sealed class TicketVerifier : IDisposable
         _serverId = Encoding.UTF8.GetBytes(options.ServerId);
         _skewMs = (long)options.ClockSkew.TotalMilliseconds;
         _maxLifetimeMs = (long)options.MaxLifetime.TotalMilliseconds;
-        _used = new ExpiringTable<UInt128, byte>(options.ReplayCacheCapacity);
+        _used = new ReplayCache(options.ReplayCacheCapacity, _maxLifetimeMs + (2 * _skewMs));
         _expected = new ExpiringTable<ulong, UInt128>(options.ExpectCapacity);
         _meter = meterFactory?.Create(TicketMetrics.MeterName) ?? new Meter(TicketMetrics.MeterName);
         _verified = _meter.CreateCounter<long>("vip.tickets.verified", "{ticket}", "Tickets presented to this app server, by result (ok or the denial reason).");
@@ -229,7 +228,7 @@ public sealed class TicketVerifier : IDisposable
 
         Span<byte> mac = stackalloc byte[TicketFormat.MacLength];
         key.Hmac.Compute(t.Signed, mac);
-        if (!CryptographicOperations.FixedTimeEquals(mac, t.Mac))
+        if (!TicketCrypto.MacEquals(mac, t.Mac))
         {
             return TicketStatus.BadSignature;
         }
@@ -299,7 +298,7 @@ public sealed class TicketVerifier : IDisposable
                 _expected.Remove(t.TicketId);
             }
 
-            _used.Set(usedKey, 0, until, now);
+            _used.Add(usedKey, until, now);
         }
 
         return TicketStatus.Valid;

@@ -25,6 +25,7 @@ internal sealed class VipRole : IRole
         ["--health"] = "Vip:HealthCheck:Mode",
         ["--health-interval"] = "Vip:HealthCheck:Interval",
         ["--inline-completions"] = "Vip:InlineCompletions",
+        ["--transport"] = "Vip:Transport",
     };
 
     public string Name => "vip";
@@ -46,6 +47,7 @@ internal sealed class VipRole : IRole
           --drain-timeout T            on stop, let connections finish for this long         (Vip:DrainTimeout, 00:00:30)
           --health None|Tcp|Ping       active health check                                   (Vip:HealthCheck:Mode, Tcp)
           --health-interval T          time between checks                                   (Vip:HealthCheck:Interval, 00:00:01)
+          --transport MODE             Auto, Epoll (Linux) or Sockets: how bytes are moved  (Vip:Transport, Auto)
           --inline-completions BOOL    run socket completions on the event threads           (Vip:InlineCompletions, true)
           --Vip:KEY VALUE              any other key of the Vip section (see docs/operations.md)
 

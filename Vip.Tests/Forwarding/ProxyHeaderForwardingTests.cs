@@ -6,8 +6,27 @@ using Vip.Protocol;
 
 namespace Vip.Tests.Forwarding;
 
-public class ProxyHeaderForwardingTests
+/// <summary>Every case runs on both TCP transports: the epoll loops (the Linux default) and .NET's socket engine.</summary>
+[TestFixture(RelayTransport.Epoll)]
+[TestFixture(RelayTransport.Sockets)]
+public class ProxyHeaderForwardingTests(RelayTransport transport)
 {
+    [OneTimeSetUp]
+    public void RequireTransport()
+    {
+        if (transport == RelayTransport.Epoll && !Vip.Forwarding.Epoll.LinuxSockets.IsSupported)
+        {
+            Assert.Ignore("the epoll transport runs on Linux x64/arm64 only; this machine is not one");
+        }
+    }
+
+    private ForwarderOptions Options(params TestServer[] backends)
+    {
+        var options = Net.Options(backends);
+        options.Transport = transport;
+        return options;
+    }
+
     /// <summary>A backend that requires a PROXY v2 header, answers with what it says, then echoes the client's bytes.</summary>
     private static TestServer ProxyAwareBackend() => new(async s =>
     {
@@ -53,7 +72,7 @@ public class ProxyHeaderForwardingTests
     public async Task The_PROXY_header_a_backend_receives_names_the_real_client()
     {
         await using var backend = ProxyAwareBackend();
-        var options = Net.Options(backend);
+        var options = Options(backend);
         options.ProxyProtocol = true;
         await using var vip = await Net.StartAsync(options);
 
@@ -71,7 +90,7 @@ public class ProxyHeaderForwardingTests
     {
         await using var aware = ProxyAwareBackend();
         await using var plain = TestServer.Named("plain");
-        var options = Net.Options();
+        var options = Options();
         options.Backends.Add(new BackendOptions { Address = aware.Address, ProxyProtocol = true });
         options.Backends.Add(new BackendOptions { Address = plain.Address });
         await using var vip = await Net.StartAsync(options);
@@ -97,7 +116,7 @@ public class ProxyHeaderForwardingTests
             new FrameHeader(FrameType.Pong, 0, 0, ping.RequestId).WriteTo(pong);
             await s.SendAsync(pong);
         });
-        var options = Net.Options(tier1);
+        var options = Options(tier1);
         options.ProxyProtocol = true;
         options.HealthCheck.Mode = HealthCheckMode.Ping;
         await using var vip = await Net.StartAsync(options);

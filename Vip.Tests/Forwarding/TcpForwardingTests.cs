@@ -6,8 +6,27 @@ using Vip.Forwarding;
 
 namespace Vip.Tests.Forwarding;
 
-public class TcpForwardingTests
+/// <summary>Every case runs on both TCP transports: the epoll loops (the Linux default) and .NET's socket engine.</summary>
+[TestFixture(RelayTransport.Epoll)]
+[TestFixture(RelayTransport.Sockets)]
+public class TcpForwardingTests(RelayTransport transport)
 {
+    [OneTimeSetUp]
+    public void RequireTransport()
+    {
+        if (transport == RelayTransport.Epoll && !Vip.Forwarding.Epoll.LinuxSockets.IsSupported)
+        {
+            Assert.Ignore("the epoll transport runs on Linux x64/arm64 only; this machine is not one");
+        }
+    }
+
+    private ForwarderOptions Options(params TestServer[] backends)
+    {
+        var options = Net.Options(backends);
+        options.Transport = transport;
+        return options;
+    }
+
     private static async Task<string?> NameThroughAsync(VipForwarder vip)
     {
         using var s = await Net.ConnectAsync(vip.TcpEndPoints[0]);
@@ -20,7 +39,7 @@ public class TcpForwardingTests
         await using var a = TestServer.Named("a");
         await using var b = TestServer.Named("b");
         await using var c = TestServer.Named("c");
-        await using var vip = await Net.StartAsync(Net.Options(a, b, c));
+        await using var vip = await Net.StartAsync(Options(a, b, c));
 
         var names = new List<string?>();
         for (var i = 0; i < 7; i++)
@@ -36,7 +55,7 @@ public class TcpForwardingTests
     {
         await using var a = TestServer.Named("a");
         await using var b = TestServer.Named("b");
-        var options = Net.Options(a, b);
+        var options = Options(a, b);
         options.Backends[0].Weight = 3;
         await using var vip = await Net.StartAsync(options);
 
@@ -56,7 +75,7 @@ public class TcpForwardingTests
         await using var a = TestServer.Named("a");
         await using var b = TestServer.Named("b");
         await using var c = TestServer.Named("c");
-        var options = Net.Options(a, b, c);
+        var options = Options(a, b, c);
         options.HealthCheck.Mode = HealthCheckMode.Tcp;
         options.HealthCheck.Fall = 2;
         options.HealthCheck.Rise = 2;
@@ -89,7 +108,7 @@ public class TcpForwardingTests
     public async Task A_failed_connect_falls_through_to_the_next_backend()
     {
         await using var a = TestServer.Named("a");
-        var options = Net.Options();
+        var options = Options();
         options.HealthCheck.Mode = HealthCheckMode.None; // only the fall-through can save the client here
         options.Backends.Add(new BackendOptions { Address = Net.DeadEndPoint().ToString() });
         options.Backends.Add(new BackendOptions { Address = a.Address });
@@ -105,7 +124,7 @@ public class TcpForwardingTests
     public async Task A_dead_backend_is_marked_down_by_failed_client_connects()
     {
         await using var a = TestServer.Named("a");
-        var options = Net.Options();
+        var options = Options();
         options.HealthCheck.Mode = HealthCheckMode.Tcp;
         options.HealthCheck.Interval = TimeSpan.FromHours(1); // no active check after the first
         options.HealthCheck.Fall = 2;
@@ -127,7 +146,7 @@ public class TcpForwardingTests
     [Test]
     public async Task The_client_is_closed_when_no_backend_answers()
     {
-        var options = Net.Options();
+        var options = Options();
         options.HealthCheck.Mode = HealthCheckMode.None;
         options.Backends.Add(new BackendOptions { Address = Net.DeadEndPoint().ToString() });
         options.Backends.Add(new BackendOptions { Address = Net.DeadEndPoint().ToString() });
@@ -146,7 +165,7 @@ public class TcpForwardingTests
             await s.SendAsync(Encoding.ASCII.GetBytes($"got {data.Length} bytes: {Encoding.ASCII.GetString(data)}"));
             s.Shutdown(SocketShutdown.Send);
         });
-        await using var vip = await Net.StartAsync(Net.Options(backend));
+        await using var vip = await Net.StartAsync(Options(backend));
 
         using var client = await Net.ConnectAsync(vip.TcpEndPoints[0]);
         await client.SendAsync("hello"u8.ToArray());
@@ -165,7 +184,7 @@ public class TcpForwardingTests
             s.Shutdown(SocketShutdown.Send);
             received.SetResult(Encoding.ASCII.GetString(await Net.ReadToEndAsync(s)));
         });
-        await using var vip = await Net.StartAsync(Net.Options(backend));
+        await using var vip = await Net.StartAsync(Options(backend));
 
         using var client = await Net.ConnectAsync(vip.TcpEndPoints[0]);
         Assert.That(Encoding.ASCII.GetString(await Net.ReadToEndAsync(client)), Is.EqualTo("banner"));
@@ -184,7 +203,7 @@ public class TcpForwardingTests
             s.LingerState = new LingerOption(true, 0);
             s.Close();
         });
-        await using var vip = await Net.StartAsync(Net.Options(backend));
+        await using var vip = await Net.StartAsync(Options(backend));
 
         using var client = await Net.ConnectAsync(vip.TcpEndPoints[0]);
         await client.SendAsync("x"u8.ToArray());
@@ -208,7 +227,7 @@ public class TcpForwardingTests
                 outcome.TrySetResult(ex.SocketErrorCode);
             }
         });
-        await using var vip = await Net.StartAsync(Net.Options(backend));
+        await using var vip = await Net.StartAsync(Options(backend));
 
         var client = await Net.ConnectAsync(vip.TcpEndPoints[0]);
         await client.SendAsync("x"u8.ToArray());
@@ -231,7 +250,7 @@ public class TcpForwardingTests
             await send;
             s.Shutdown(SocketShutdown.Send);
         });
-        await using var vip = await Net.StartAsync(Net.Options(backend));
+        await using var vip = await Net.StartAsync(Options(backend));
 
         using var client = await Net.ConnectAsync(vip.TcpEndPoints[0]);
         var clientSent = SendPatternAsync(client, Size, seed: 1);
@@ -249,7 +268,7 @@ public class TcpForwardingTests
     public async Task Hundreds_of_concurrent_connections_are_relayed()
     {
         await using var backend = TestServer.Echo();
-        await using var vip = await Net.StartAsync(Net.Options(backend));
+        await using var vip = await Net.StartAsync(Options(backend));
 
         var tasks = Enumerable.Range(0, 400).Select(async i =>
         {
@@ -265,6 +284,39 @@ public class TcpForwardingTests
 
         var results = await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(30));
         Assert.That(results, Has.All.True);
+        Assert.That(await Net.EventuallyAsync(() => vip.ActiveConnections == 0), Is.True);
+    }
+
+    [Test]
+    public async Task Thousands_of_short_connections_in_a_row_are_each_relayed()
+    {
+        // Connection churn: a stream of short-lived connections, a few at a time, each one round trip. Caught a lost
+        // wake-up of an epoll loop (a connection handed to a sleeping loop that never looked at it).
+        await using var backend = TestServer.Echo();
+        await using var vip = await Net.StartAsync(Options(backend));
+        const int Workers = 8;
+        const int PerWorker = 250;
+
+        var workers = Enumerable.Range(0, Workers).Select(async w =>
+        {
+            for (var i = 0; i < PerWorker; i++)
+            {
+                using var s = await Net.ConnectAsync(vip.TcpEndPoints[0]);
+                var message = Encoding.ASCII.GetBytes($"worker {w} connection {i}\n");
+                await s.SendAsync(message);
+                var echo = new byte[message.Length];
+                await Net.ReadExactlyAsync(s, echo).WaitAsync(Net.Patience);
+                if (!echo.SequenceEqual(message))
+                {
+                    return $"worker {w} connection {i}: wrong echo";
+                }
+            }
+
+            return null;
+        }).ToArray();
+
+        var failures = (await Task.WhenAll(workers).WaitAsync(TimeSpan.FromSeconds(60))).Where(f => f is not null);
+        Assert.That(failures, Is.Empty);
         Assert.That(await Net.EventuallyAsync(() => vip.ActiveConnections == 0), Is.True);
     }
 
@@ -297,7 +349,7 @@ public class TcpForwardingTests
                 }
             }
         });
-        var options = Net.Options(backend);
+        var options = Options(backend);
         await using var vip = await Net.StartAsync(options);
 
         using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 64 * 1024 };
@@ -314,7 +366,7 @@ public class TcpForwardingTests
     public async Task The_total_connection_limit_closes_extra_connections_at_once()
     {
         await using var backend = TestServer.Echo();
-        var options = Net.Options(backend);
+        var options = Options(backend);
         options.MaxConnections = 3;
         await using var vip = await Net.StartAsync(options);
 
@@ -346,7 +398,7 @@ public class TcpForwardingTests
     public async Task The_per_source_limit_counts_each_client_address_apart()
     {
         await using var backend = TestServer.Echo();
-        var options = Net.Options(backend);
+        var options = Options(backend);
         options.MaxConnectionsPerSource = 2;
         await using var vip = await Net.StartAsync(options);
 
@@ -376,7 +428,7 @@ public class TcpForwardingTests
     public async Task Drain_refuses_new_connections_and_lets_live_ones_finish()
     {
         await using var backend = TestServer.Echo();
-        var options = Net.Options(backend);
+        var options = Options(backend);
         options.DrainTimeout = TimeSpan.FromSeconds(20);
         var vip = await Net.StartAsync(options);
         var endPoint = vip.TcpEndPoints[0];
@@ -404,7 +456,7 @@ public class TcpForwardingTests
     public async Task Drain_cuts_the_connections_left_at_the_deadline()
     {
         await using var backend = TestServer.Echo();
-        var options = Net.Options(backend);
+        var options = Options(backend);
         options.DrainTimeout = TimeSpan.FromMilliseconds(300);
         var vip = await Net.StartAsync(options);
 
@@ -421,7 +473,7 @@ public class TcpForwardingTests
     public async Task Idle_connections_are_closed_after_the_idle_timeout()
     {
         await using var backend = TestServer.Echo();
-        var options = Net.Options(backend);
+        var options = Options(backend);
         options.IdleTimeout = TimeSpan.FromMilliseconds(300);
         await using var vip = await Net.StartAsync(options);
 
@@ -437,14 +489,14 @@ public class TcpForwardingTests
     {
         await using var a = TestServer.Named("a");
         await using var b = TestServer.Named("b");
-        var monitor = new TestOptionsMonitor<ForwarderOptions>(Net.Options(a));
+        var monitor = new TestOptionsMonitor<ForwarderOptions>(Options(a));
         await using var vip = new VipForwarder(monitor);
         await vip.StartAsync();
 
         using var live = await Net.ConnectAsync(vip.TcpEndPoints[0]);
         Assert.That(await Net.ReadLineAsync(live), Is.EqualTo("a"));
 
-        monitor.Set(Net.Options(b));
+        monitor.Set(Options(b));
         Assert.That(vip.GetBackends().Select(x => x.Address), Is.EqualTo(new[] { b.Address }));
         Assert.That(await NameThroughAsync(vip), Is.EqualTo("b"));
 
@@ -457,11 +509,11 @@ public class TcpForwardingTests
     public async Task An_invalid_reload_keeps_the_current_backends()
     {
         await using var a = TestServer.Named("a");
-        var monitor = new TestOptionsMonitor<ForwarderOptions>(Net.Options(a));
+        var monitor = new TestOptionsMonitor<ForwarderOptions>(Options(a));
         await using var vip = new VipForwarder(monitor);
         await vip.StartAsync();
 
-        var bad = Net.Options();
+        var bad = Options();
         bad.Backends.Add(new BackendOptions { Address = "not an address" });
         monitor.Set(bad);
         Assert.That(await NameThroughAsync(vip), Is.EqualTo("a"));
@@ -480,7 +532,7 @@ public class TcpForwardingTests
             await TestServer.DrainAsync(s);
         });
         await using var silent = new TestServer(TestServer.DrainAsync);
-        var options = Net.Options(tier1, silent);
+        var options = Options(tier1, silent);
         options.HealthCheck.Mode = HealthCheckMode.Ping;
         options.HealthCheck.Fall = 1;
         options.HealthCheck.Timeout = TimeSpan.FromMilliseconds(200);
@@ -495,7 +547,7 @@ public class TcpForwardingTests
     public async Task Starting_on_a_taken_port_throws_address_in_use()
     {
         await using var a = TestServer.Named("a");
-        var options = Net.Options(a);
+        var options = Options(a);
         options.Listen = a.Address;
         await using var vip = new VipForwarder(options);
         var ex = Assert.ThrowsAsync<SocketException>(() => vip.StartAsync());
@@ -505,7 +557,7 @@ public class TcpForwardingTests
     [Test]
     public void Bad_options_are_refused_with_every_reason()
     {
-        var options = new ForwarderOptions { Listen = "nowhere", MaxConnections = 0 };
+        var options = new ForwarderOptions { Listen = "nowhere", MaxConnections = 0, RelayThreads = 17, Transport = (RelayTransport)9 };
         options.Backends.Add(new BackendOptions { Address = "127.0.0.1:0", Weight = 0 });
         var result = new ForwarderOptionsValidator().Validate(null, options);
         Assert.That(result.Failed, Is.True);
@@ -513,6 +565,8 @@ public class TcpForwardingTests
         Assert.That(result.Failures, Has.Some.Contains("Vip:MaxConnections"));
         Assert.That(result.Failures, Has.Some.Contains("Vip:Backends:0 '127.0.0.1:0'"));
         Assert.That(result.Failures, Has.Some.Contains("Weight"));
+        Assert.That(result.Failures, Has.Some.Contains("Vip:RelayThreads"));
+        Assert.That(result.Failures, Has.Some.Contains("Vip:Transport '9'"));
     }
 
     private static bool CanConnect(IPEndPoint endPoint)

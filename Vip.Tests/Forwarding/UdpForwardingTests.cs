@@ -7,8 +7,20 @@ using Vip.Protocol;
 
 namespace Vip.Tests.Forwarding;
 
-public class UdpForwardingTests
+/// <summary>Every case runs on both transports: the epoll loop (the Linux default) and .NET's socket engine.</summary>
+[TestFixture(RelayTransport.Epoll)]
+[TestFixture(RelayTransport.Sockets)]
+public class UdpForwardingTests(RelayTransport transport)
 {
+    [OneTimeSetUp]
+    public void RequireTransport()
+    {
+        if (transport == RelayTransport.Epoll && !Vip.Forwarding.Epoll.LinuxSockets.IsSupported)
+        {
+            Assert.Ignore("the epoll transport runs on Linux x64/arm64 only; this machine is not one");
+        }
+    }
+
     /// <summary>A UDP server that answers each datagram through <c>reply</c> and remembers who sent it.</summary>
     private sealed class UdpServer : IDisposable
     {
@@ -45,9 +57,10 @@ public class UdpForwardingTests
         public void Dispose() => _socket.Dispose();
     }
 
-    private static ForwarderOptions UdpOptions(params UdpServer[] backends)
+    private ForwarderOptions UdpOptions(params UdpServer[] backends)
     {
         var o = Net.Options();
+        o.Transport = transport;
         o.UdpListen = "127.0.0.1:0";
         o.Udp.SessionIdleTimeout = TimeSpan.FromMilliseconds(300);
         foreach (var b in backends)
@@ -94,6 +107,52 @@ public class UdpForwardingTests
         Assert.That(await Net.EventuallyAsync(() => vip.ActiveUdpSessions == 0), Is.True, "session expired");
         Assert.That((await AskAsync(client, vipEndPoint, "three")).Text, Is.EqualTo("three"));
         Assert.That(echo.Senders.Last(), Is.Not.EqualTo(senders[0]), "a new session after expiry");
+    }
+
+    [Test]
+    public async Task A_backend_answering_port_unreachable_closes_its_session_and_a_live_one_takes_the_next()
+    {
+        // A closed UDP port answers with ICMP port unreachable: the session learns it on its socket, closes, and the
+        // client's next datagram opens a new session on the next backend. Were the refused session kept, every
+        // datagram of this client would keep going to the dead backend and none would be answered.
+        using var dead = NewClient();
+        var deadEndPoint = (IPEndPoint)dead.LocalEndPoint!;
+        dead.Dispose();
+        var seen = new ConcurrentQueue<string>();
+        using var echo = new UdpServer(d =>
+        {
+            seen.Enqueue(Encoding.ASCII.GetString(d));
+            return d;
+        });
+        var options = Net.Options();
+        options.Transport = transport;
+        options.UdpListen = "127.0.0.1:0";
+        options.Udp.SessionIdleTimeout = TimeSpan.FromSeconds(30);
+        options.Backends.Add(new BackendOptions { Address = deadEndPoint.ToString() });
+        options.Backends.Add(new BackendOptions { Address = echo.EndPoint.ToString() });
+        await using var vip = await Net.StartAsync(options);
+        using var client = NewClient();
+
+        await client.SendToAsync("to the dead one"u8.ToArray(), vip.UdpEndPoint!);
+        string? answer = null;
+        var buffer = new byte[2048];
+        for (var i = 0; i < 40 && answer is null; i++)
+        {
+            await client.SendToAsync("hello"u8.ToArray(), vip.UdpEndPoint!);
+            using var wait = new CancellationTokenSource(TimeSpan.FromMilliseconds(250));
+            try
+            {
+                var r = await client.ReceiveFromAsync(buffer, SocketFlags.None, new IPEndPoint(IPAddress.Any, 0), wait.Token);
+                answer = Encoding.ASCII.GetString(buffer, 0, r.ReceivedBytes);
+            }
+            catch (OperationCanceledException)
+            {
+                // still the refused session (or its datagram was lost with it): ask again
+            }
+        }
+
+        Assert.That(answer, Is.EqualTo("hello"), "a new session reached the live backend");
+        Assert.That(seen, Has.No.Member("to the dead one"), "the first datagram went to the dead backend");
     }
 
     [Test]
@@ -199,6 +258,7 @@ public class UdpForwardingTests
         counter.Start();
 
         var options = Net.Options();
+        options.Transport = transport;
         options.UdpListen = "127.0.0.1:0";
         options.Backends.Add(new BackendOptions { Address = backend.LocalEndPoint!.ToString()! });
         await using var vip = await Net.StartAsync(options);
@@ -230,6 +290,7 @@ public class UdpForwardingTests
     public void Udp_buffer_sizes_outside_their_range_are_refused()
     {
         var options = Net.Options();
+        options.Transport = transport;
         options.Backends.Add(new BackendOptions { Address = "127.0.0.1:9" });
         options.Udp.ReceiveBufferSize = 100;
         options.Udp.SessionReceiveBufferSize = UdpForwarderOptions.MaxBufferSize + 1;

@@ -19,6 +19,7 @@ public class VipRoleTests
         [
             "--listen", "127.0.0.1:0", "--backends", "127.0.0.1:7001, 127.0.0.1:7002", "--proxy-protocol",
             "--max-per-source", "5", "--health", "Ping", "--Vip:MaxReadSize", "131072", "--inline-completions", "false",
+            "--transport", "Sockets",
         ]);
         var o = host.Services.GetRequiredService<IOptions<ForwarderOptions>>().Value;
         Assert.That(o.Listen, Is.EqualTo("127.0.0.1:0"));
@@ -27,6 +28,7 @@ public class VipRoleTests
         Assert.That(o.MaxConnectionsPerSource, Is.EqualTo(5));
         Assert.That(o.HealthCheck.Mode, Is.EqualTo(HealthCheckMode.Ping));
         Assert.That(o.MaxReadSize, Is.EqualTo(131072));
+        Assert.That(o.Transport, Is.EqualTo(RelayTransport.Sockets));
         Assert.That(o.MaxConnections, Is.EqualTo(4096), "defaults stay");
     }
 
