@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Numerics;
 
 namespace Vip.Selection;
@@ -69,6 +70,30 @@ internal static class Bits
         }
 
         return true;
+    }
+}
+
+/// <summary>A cheap hash of a short UTF-8 key (length, first and last 8 bytes) for small direct-mapped memos; collisions only cost a miss.</summary>
+internal static class Utf8Key
+{
+    public static int Index(ReadOnlySpan<byte> utf8, int mask)
+    {
+        ulong h = (ulong)utf8.Length * 0x9E3779B97F4A7C15UL;
+        if (utf8.Length >= 8)
+        {
+            h ^= BinaryPrimitives.ReadUInt64LittleEndian(utf8);
+            h = (h * 0xBF58476D1CE4E5B9UL) ^ BinaryPrimitives.ReadUInt64LittleEndian(utf8[^8..]);
+        }
+        else
+        {
+            foreach (byte b in utf8)
+            {
+                h = (h << 8) | b;
+            }
+        }
+
+        h *= 0x94D049BB133111EBUL;
+        return (int)(h >> 40) & mask;
     }
 }
 

@@ -28,6 +28,11 @@ public sealed class ClientSet
     private readonly Dictionary<string, ClientProfile>.AlternateLookup<ReadOnlySpan<char>> _lookup;
     private readonly NetworkRuleTable _rules;
 
+    // The clients seen last, by a hash of their UTF-8 id: a repeated client is found by one byte comparison,
+    // without decoding its id or hashing it as text. Direct-mapped: a collision replaces the older one.
+    private readonly ClientProfile?[] _recent = new ClientProfile?[RecentSize];
+    private const int RecentSize = 256;
+
     internal ClientSet(SelectionConfig config, IEnumerable<ClientRecord> clients, IEnumerable<NetworkRule> rules, long version)
     {
         Config = config;
@@ -122,13 +127,24 @@ public sealed class ClientSet
             return true;
         }
 
+        ref ClientProfile? recent = ref _recent[Utf8Key.Index(utf8Id, RecentSize - 1)];
+        if (Volatile.Read(ref recent) is { } hit && hit.IdUtf8.AsSpan().SequenceEqual(utf8Id))
+        {
+            profile = hit;
+            return true;
+        }
+
         Span<char> chars = stackalloc char[256];
         if (Utf8.ToUtf16(utf8Id, chars, out _, out int written, replaceInvalidSequences: false) != System.Buffers.OperationStatus.Done)
         {
             return false;
         }
 
-        _lookup.TryGetValue(chars[..written], out profile);
+        if (_lookup.TryGetValue(chars[..written], out profile))
+        {
+            Volatile.Write(ref recent, profile);
+        }
+
         return true;
     }
 
@@ -142,6 +158,7 @@ internal sealed class ClientProfile
     {
         Attributes = attributes.ToFrozenDictionary(StringComparer.Ordinal);
         Record = record;
+        IdUtf8 = record is null ? [] : System.Text.Encoding.UTF8.GetBytes(record.Id);
         Bindings = [.. config.BindingKeys.Select(k => Attributes.GetValueOrDefault(k))];
         Preferences = [.. config.Preferences.Select(p => Attributes.GetValueOrDefault(p.Key))];
     }
@@ -149,6 +166,38 @@ internal sealed class ClientProfile
     public FrozenDictionary<string, string> Attributes { get; }
 
     public ClientRecord? Record { get; }
+
+    private PreferenceServers? _preferenceServers;
+
+    /// <summary>
+    /// The servers of <paramref name="set"/> with this profile's value of each client-preference key (null where
+    /// the profile lacks the key or no server has the value). Looked up once per snapshot, then reused.
+    /// </summary>
+    public Posting?[] PreferencePostings(ServerSet set)
+    {
+        PreferenceServers? cached = Volatile.Read(ref _preferenceServers);
+        if (cached?.Set != set)
+        {
+            var postings = new Posting?[Preferences.Length];
+            for (int j = 0; j < postings.Length; j++)
+            {
+                if (Preferences[j] is { } value && set.PreferenceKeys[j] is { } ki)
+                {
+                    postings[j] = ki.Values.GetValueOrDefault(value);
+                }
+            }
+
+            cached = new PreferenceServers(set, postings);
+            Volatile.Write(ref _preferenceServers, cached);
+        }
+
+        return cached.Postings;
+    }
+
+    private sealed record PreferenceServers(ServerSet Set, Posting?[] Postings);
+
+    /// <summary>The record's id as UTF-8 (empty for a network rule or the defaults).</summary>
+    public byte[] IdUtf8 { get; }
 
     /// <summary>Value per configured binding key (null when the profile lacks it).</summary>
     public string?[] Bindings { get; }

@@ -140,6 +140,30 @@ internal readonly struct Probe
 
     public int Weight { get; }
 
+    /// <summary>
+    /// The preference as one bit per server, XORed with <paramref name="flip"/>: its own bitmap when it has one,
+    /// else written into <paramref name="scratch"/> (at least as long as the snapshot's bitmaps).
+    /// </summary>
+    public ReadOnlySpan<ulong> Words(Span<ulong> scratch, out ulong flip)
+    {
+        flip = _negate ? ulong.MaxValue : 0;
+        if (_dense is { } d)
+        {
+            return d;
+        }
+
+        scratch.Clear();
+        if (_posting is { } p)
+        {
+            foreach (int m in p.Members)
+            {
+                scratch[m >> 6] |= 1UL << m;
+            }
+        }
+
+        return scratch;
+    }
+
     /// <summary>Whether server <paramref name="i"/> satisfies the preference.</summary>
     public bool Contains(int i) => ((Word(i >> 6) >> i) & 1) != 0;
 

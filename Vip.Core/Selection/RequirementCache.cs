@@ -18,8 +18,14 @@ namespace Vip.Selection;
 /// </remarks>
 public sealed class RequirementCache
 {
+    private const int RecentSize = 64;
+
     private readonly int _generationSize;
     private readonly Entry _tooLong;
+
+    // The requirements seen last, by a hash of their UTF-8 bytes: a repeated requirement is found by one byte
+    // comparison, without decoding it or hashing its text. Direct-mapped: a collision replaces the older one.
+    private readonly Entry?[] _recent = new Entry?[RecentSize];
     private Generation _young;
     private Generation _old;
 
@@ -91,6 +97,25 @@ public sealed class RequirementCache
             return _tooLong;
         }
 
+        ref Entry? recent = ref _recent[Utf8Key.Index(utf8, RecentSize - 1)];
+        if (Volatile.Read(ref recent) is { } hit && hit.Utf8.AsSpan().SequenceEqual(utf8))
+        {
+            return hit;
+        }
+
+        Entry entry = Decode(utf8);
+        if (entry.Text.Length > 0)
+        {
+            // Once per entry: its UTF-8 bytes, for the comparison above.
+            entry.Utf8 ??= utf8.ToArray();
+            Volatile.Write(ref recent, entry);
+        }
+
+        return entry;
+    }
+
+    private Entry Decode(ReadOnlySpan<byte> utf8)
+    {
         // Every UTF-8 sequence decodes to at most as many chars as it has bytes; one char more than the
         // limit is enough to tell "too long" apart from "fits".
         int room = Math.Min(utf8.Length, Limits.MaxLength + 1);
@@ -197,6 +222,9 @@ public sealed class RequirementCache
         public RequirementError? Error { get; }
 
         public string Text { get; set; } = string.Empty;
+
+        /// <summary>The text as UTF-8, set the first time the entry is looked up by bytes.</summary>
+        public byte[]? Utf8 { get; set; }
 
         /// <summary>The expression compiled against one <see cref="ServerSet"/>; replaced when the set changes.</summary>
         public volatile CompiledRequirement? Compiled;

@@ -35,7 +35,7 @@ public sealed class SelectionEngine : IDisposable
     private readonly Dictionary<string, ServerEntry> _registered = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ServerLive> _live = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ServerLive>.AlternateLookup<ReadOnlySpan<char>> _liveLookup;
-    private readonly ServerLive.Slab _slab = new();
+    private readonly LiveTable _table = new();
     private readonly Dictionary<string, ClientRecord> _clientRecords = new(StringComparer.Ordinal);
     private NetworkRule[] _rules = [];
     private bool _serversDirty;
@@ -136,7 +136,7 @@ public sealed class SelectionEngine : IDisposable
                 return false;
             }
 
-            ServerLive live = old?.Live ?? _slab.Take(PolicyHash.Stable(registration.Id));
+            ServerLive live = old?.Live ?? _table.Take(PolicyHash.Stable(registration.Id));
             int weight = _config.WeightOf(registration);
             live.SetCapacity(registration.Capacity, weight);
             if (old is null)
@@ -226,8 +226,11 @@ public sealed class SelectionEngine : IDisposable
 
             _live.TryRemove(serverId, out _);
 
-            // Snapshots still holding the entry must stop choosing it before the next publication.
+            // Snapshots still holding the entry must stop choosing it before the next publication (and after it,
+            // when its slot goes to another server).
             old.Live.State = (int)ServerState.Unknown;
+            old.Live.Removed = true;
+            _table.Release(old.Live);
             _serversDirty = true;
             SchedulePublishLocked();
         }
@@ -273,8 +276,7 @@ public sealed class SelectionEngine : IDisposable
     private void Apply(ServerLive live, in ServerHeartbeat hb)
     {
         live.LoadPermille = Math.Clamp(hb.LoadPermille, 0, 1000);
-        live.Active = Math.Max(0, hb.ActiveTasks);
-        Interlocked.Exchange(ref live.Issued, 0);
+        live.SetActive(Math.Max(0, hb.ActiveTasks));
         _roundRobin?.OnHeartbeat(live);
         live.MarkHeard(hb.Draining ? ServerState.Draining : ServerState.Up, _time.GetTimestamp(), _time.GetUtcNow().UtcTicks);
     }
@@ -375,8 +377,11 @@ public sealed class SelectionEngine : IDisposable
 
             if (_serversDirty)
             {
-                Volatile.Write(ref _servers, ServerSet.Build(_config, _registered.Values, _servers.Version + 1));
+                Volatile.Write(ref _servers, ServerSet.Build(_config, _registered.Values, _servers.Version + 1, _table.Chunks));
                 _serversDirty = false;
+
+                // Deregistered servers are out of the published snapshot: their slots may go to new servers.
+                _table.Published();
             }
 
             if (_clientsDirty)
@@ -456,9 +461,13 @@ public sealed class SelectionEngine : IDisposable
     /// <param name="result">A selected result.</param>
     public static void Release(in SelectionResult result) => result.Server?.Live.Unissue();
 
-    private SelectionResult Decide(in SelectionRequest request, bool commit)
+    private SelectionResult Decide(in SelectionRequest request, bool commit) => Decide(Volatile.Read(ref _servers), request, commit);
+
+    /// <summary>A decision on a given snapshot (tests: a decision that started before a newer snapshot was published).</summary>
+    internal SelectionResult SelectOn(ServerSet set, in SelectionRequest request) => Decide(set, request, commit: true);
+
+    private SelectionResult Decide(ServerSet set, in SelectionRequest request, bool commit)
     {
-        ServerSet set = Volatile.Read(ref _servers);
         ClientSet clients = Volatile.Read(ref _clients);
 
         RequirementCache.Entry entry = _cache.Get(request.Requirement);
@@ -492,15 +501,22 @@ public sealed class SelectionEngine : IDisposable
         Span<ulong> mask = scratch.Mask.AsSpan(0, set.WordCount);
         (compiled.Filter ?? set.All).CopyTo(mask);
 
-        Span<char> chars = stackalloc char[256];
+        Span<char> chars = scratch.Chars;
         if (set.KindsInUse)
         {
-            if (!Decode(request.Kind, chars, out int n))
+            if (set.TryGetKindMask(request.Kind, out ulong[]? known))
+            {
+                Bits.And(mask, known);
+            }
+            else if (!Decode(request.Kind, chars, out int n))
             {
                 return Reject(SelectionOutcome.Malformed, "task kind is not valid UTF-8");
             }
 
-            Bits.And(mask, set.KindLookup.TryGetValue(chars[..n], out ulong[]? kindMask) ? kindMask : set.NoKindMask);
+            else
+            {
+                Bits.And(mask, set.KindLookup.TryGetValue(chars[..n], out ulong[]? kindMask) ? kindMask : set.NoKindMask);
+            }
         }
 
         // Binding keys: the client's value (record, then network rule, then defaults) must be the server's.
@@ -563,8 +579,10 @@ public sealed class SelectionEngine : IDisposable
 
         for (int j = 0; j < _config.Preferences.Length; j++)
         {
-            string? value = record?.Preferences[j] ?? rule?.Preferences[j] ?? defaults?.Preferences[j];
-            if (value is not null && set.PreferenceKeys[j] is { } ki && ki.Values.TryGetValue(value, out Posting? posting))
+            // The value comes from the record, else the network rule, else the defaults; its servers are looked
+            // up once per (profile, snapshot).
+            ClientProfile? source = record?.Preferences[j] is not null ? record : rule?.Preferences[j] is not null ? rule : defaults?.Preferences[j] is not null ? defaults : null;
+            if (source?.PreferencePostings(set)[j] is { } posting)
             {
                 probes[probeCount++] = new Probe(posting, null, false, _config.Preferences[j].Weight);
             }
@@ -575,7 +593,11 @@ public sealed class SelectionEngine : IDisposable
         {
             Mask = mask,
             Lives = set.Live,
+            Chunks = set.Chunks,
+            SlotMap = set.SlotMap,
             Probes = probes.AsSpan(0, probeCount),
+            Scratch0 = scratch.Preference0.AsSpan(0, set.WordCount),
+            Scratch1 = scratch.Preference1.AsSpan(0, set.WordCount),
             Now = _time.GetTimestamp(),
             Expire = _expireTicks,
             Seed = NextSeed(),
@@ -584,6 +606,13 @@ public sealed class SelectionEngine : IDisposable
             Top = scratch.Top.AsSpan(0, 1 + _config.MaxAlternatives),
         };
         _policy.Rank(ref scan);
+        while (HasRemoved(ref scan, mask))
+        {
+            // A server deregistered after this snapshot was published, whose slot another server now has, read
+            // that server's counters: take it out and rank again (rare: only while an older snapshot is in use).
+            _policy.Rank(ref scan);
+        }
+
         if (scan.Filled == 0)
         {
             return scan.SawFull
@@ -595,7 +624,7 @@ public sealed class SelectionEngine : IDisposable
         int chosen = scan.Top[0].Index;
         if (commit)
         {
-            Interlocked.Increment(ref set.Live[chosen].Issued);
+            set.Live[chosen].Issue();
             SelectionMetrics.Decisions.Add(1, SelectionMetrics.OutcomeTag(SelectionOutcome.Selected));
         }
 
@@ -606,6 +635,23 @@ public sealed class SelectionEngine : IDisposable
         }
 
         return new SelectionResult(set, chosen, alternatives);
+    }
+
+    /// <summary>Whether the short list holds a deregistered server; if so its bit is cleared from the mask.</summary>
+    private static bool HasRemoved(ref CandidateScan scan, Span<ulong> mask)
+    {
+        bool any = false;
+        for (int k = 0; k < scan.Filled; k++)
+        {
+            int i = scan.Top[k].Index;
+            if (scan.Lives[i].Removed)
+            {
+                mask[i >> 6] &= ~(1UL << i);
+                any = true;
+            }
+        }
+
+        return any;
     }
 
     private static CompiledRequirement Compile(RequirementCache.Entry entry, ServerSet set)
@@ -706,6 +752,7 @@ public sealed class SelectionEngine : IDisposable
             verdicts.Add(new ServerVerdict(server, reason, detail, score, server.Load, rank));
         }
 
+        verdicts.Sort(static (a, b) => string.CompareOrdinal(a.Server.Id, b.Server.Id));
         return new SelectionExplanation(dry.Outcome, dry.Message, record is not null, clientAttributes, expression, verdicts);
     }
 
@@ -761,12 +808,12 @@ public sealed class SelectionEngine : IDisposable
             case ServerState.Draining: return (DropReason.Draining, null);
         }
 
-        if (now - Volatile.Read(ref live.LastHeardTimestamp) > _expireTicks)
+        if (now - live.LastHeardTimestamp > _expireTicks)
         {
             return (DropReason.Expired, $"last heard {server.LastHeard:O}");
         }
 
-        int used = live.Active + Volatile.Read(ref live.Issued);
+        int used = live.Active + live.Issued;
         return used >= live.Capacity
             ? (DropReason.Full, $"{used} of {live.Capacity} in use")
             : (DropReason.Kept, null);

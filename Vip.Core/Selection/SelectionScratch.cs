@@ -12,7 +12,10 @@ internal sealed class SelectionScratch
     private static SelectionScratch? t_current;
 
     public ulong[] Mask = [];
+    public ulong[] Preference0 = [];
+    public ulong[] Preference1 = [];
     public Probe[] Probes = new Probe[64];
+    public readonly char[] Chars = new char[256];
     public readonly Ranked[] Top = new Ranked[1 + SelectionResult.MaxAlternatives];
     public readonly int[] Alternatives = new int[SelectionResult.MaxAlternatives];
 
@@ -22,6 +25,8 @@ internal sealed class SelectionScratch
         if (s.Mask.Length < set.WordCount)
         {
             s.Mask = new ulong[set.WordCount];
+            s.Preference0 = new ulong[set.WordCount];
+            s.Preference1 = new ulong[set.WordCount];
         }
 
         if (s.Probes.Length < probes)

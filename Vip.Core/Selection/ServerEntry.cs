@@ -45,7 +45,7 @@ public sealed class ServerEntry
     public int ActiveTasks => Live.Active;
 
     /// <summary>Tickets this daemon issued for the server since its last heartbeat.</summary>
-    public int IssuedSinceHeartbeat => Volatile.Read(ref Live.Issued);
+    public int IssuedSinceHeartbeat => Live.Issued;
 
     /// <summary>When the server was last heard from (heartbeat or registration); null when never.</summary>
     public DateTimeOffset? LastHeard

@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Collections;
 
 namespace Vip.Selection;
@@ -12,16 +13,25 @@ public sealed class ServerSet : IReadOnlyList<ServerEntry>
 {
     private readonly ServerEntry[] _entries;
     private readonly Dictionary<string, int> _byId;
+    private readonly (byte[] Utf8, ulong[] Mask)?[] _kindsByUtf8;
 
-    private ServerSet(SelectionConfig config, ServerEntry[] entries, long version)
+    private ServerSet(SelectionConfig config, ServerEntry[] entries, long version, LiveCounters[][] chunks)
     {
         Config = config;
         _entries = entries;
         Version = version;
+        Chunks = chunks;
         int n = entries.Length;
         WordCount = Bits.Words(n);
         All = Bits.All(n);
         Live = new ServerLive[n];
+        bool sameSlots = true;
+        for (int i = 0; i < n; i++)
+        {
+            sameSlots &= entries[i].Live.Slot == i;
+        }
+
+        SlotMap = sameSlots ? null : [.. entries.Select(e => e.Live.Slot)];
         _byId = new Dictionary<string, int>(n, StringComparer.Ordinal);
         var keys = new Dictionary<string, (List<int> Exists, Dictionary<string, List<int>> Values)>(StringComparer.Ordinal);
         var kinds = new Dictionary<string, List<int>>(StringComparer.Ordinal);
@@ -117,6 +127,16 @@ public sealed class ServerSet : IReadOnlyList<ServerEntry>
 
         KindLookup = KindMasks.GetAlternateLookup<ReadOnlySpan<char>>();
 
+        // The kinds by a hash of their UTF-8 bytes, built once: a decision finds its kind by one byte comparison
+        // (a kind that collided with another is found through KindLookup instead).
+        _kindsByUtf8 = new (byte[], ulong[])?[Math.Max(16, (int)BitOperations.RoundUpToPowerOf2((uint)KindMasks.Count * 4))];
+        foreach ((string kind, ulong[] mask) in KindMasks)
+        {
+            byte[] utf8 = System.Text.Encoding.UTF8.GetBytes(kind);
+            ref (byte[], ulong[])? slot = ref _kindsByUtf8[Utf8Key.Index(utf8, _kindsByUtf8.Length - 1)];
+            slot ??= (utf8, mask);
+        }
+
         PreferenceKeys = new KeyIndex?[config.Preferences.Length];
         for (int j = 0; j < PreferenceKeys.Length; j++)
         {
@@ -124,15 +144,18 @@ public sealed class ServerSet : IReadOnlyList<ServerEntry>
         }
     }
 
-    /// <summary>Builds a snapshot of the given servers (indexed in id order).</summary>
-    internal static ServerSet Build(SelectionConfig config, IEnumerable<ServerEntry> entries, long version)
+    /// <summary>
+    /// Builds a snapshot of the given servers, indexed in the order of their counter slots (registration order,
+    /// freed slots reused lowest first), so a walk over the index in order walks the counters in memory order.
+    /// </summary>
+    internal static ServerSet Build(SelectionConfig config, IEnumerable<ServerEntry> entries, long version, LiveCounters[][] chunks)
     {
         ServerEntry[] sorted = [.. entries];
-        Array.Sort(sorted, static (a, b) => string.CompareOrdinal(a.Id, b.Id));
-        return new ServerSet(config, sorted, version);
+        Array.Sort(sorted, static (a, b) => a.Live.Slot.CompareTo(b.Live.Slot));
+        return new ServerSet(config, sorted, version, chunks);
     }
 
-    internal static ServerSet Empty(SelectionConfig config) => new(config, [], 0);
+    internal static ServerSet Empty(SelectionConfig config) => new(config, [], 0, []);
 
     /// <summary>Increases by one with every published snapshot.</summary>
     public long Version { get; }
@@ -140,7 +163,7 @@ public sealed class ServerSet : IReadOnlyList<ServerEntry>
     /// <summary>Number of servers.</summary>
     public int Count => _entries.Length;
 
-    /// <summary>The server at an index (indices are in id order and valid for this snapshot only).</summary>
+    /// <summary>The server at an index (indices follow registration order, with freed places reused, and are valid for this snapshot only).</summary>
     /// <param name="index">0 to <see cref="Count"/> - 1.</param>
     public ServerEntry this[int index] => _entries[index];
 
@@ -173,6 +196,12 @@ public sealed class ServerSet : IReadOnlyList<ServerEntry>
 
     internal ServerLive[] Live { get; }
 
+    /// <summary>The engine's counter chunks as of this snapshot (they cover every slot of its servers).</summary>
+    internal LiveCounters[][] Chunks { get; }
+
+    /// <summary>The counter slot of each index; null when every server's slot is its index (no freed slot in between).</summary>
+    internal int[]? SlotMap { get; }
+
     internal Dictionary<string, KeyIndex> Keys { get; }
 
     internal BindingIndex[] Bindings { get; }
@@ -184,6 +213,19 @@ public sealed class ServerSet : IReadOnlyList<ServerEntry>
     internal Dictionary<string, ulong[]> KindMasks { get; }
 
     internal Dictionary<string, ulong[]>.AlternateLookup<ReadOnlySpan<char>> KindLookup { get; }
+
+    /// <summary>The mask of a kind given as UTF-8, when the byte-keyed table has it; otherwise decode and use <see cref="KindLookup"/>.</summary>
+    internal bool TryGetKindMask(ReadOnlySpan<byte> utf8, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ulong[]? mask)
+    {
+        if (_kindsByUtf8[Utf8Key.Index(utf8, _kindsByUtf8.Length - 1)] is { } e && e.Utf8.AsSpan().SequenceEqual(utf8))
+        {
+            mask = e.Mask;
+            return true;
+        }
+
+        mask = null;
+        return false;
+    }
 
     internal KeyIndex?[] PreferenceKeys { get; }
 

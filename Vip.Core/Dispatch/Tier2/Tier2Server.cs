@@ -698,7 +698,7 @@ public sealed partial class Tier2Server : IAsyncDisposable
                 continue;
             }
 
-            var heard = Volatile.Read(ref entry.Live.LastHeardTimestamp);
+            var heard = entry.Live.LastHeardTimestamp;
             var silent = heard == 0 ? TimeSpan.Zero : Time.GetElapsedTime(heard);
             if (silent > expire && !linked.Silent)
             {

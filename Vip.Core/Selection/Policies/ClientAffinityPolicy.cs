@@ -15,6 +15,6 @@ internal sealed class ClientAffinityPolicy : ISelectionPolicy
 
     private readonly struct RendezvousKey(ulong client) : IRankKey
     {
-        public uint Key(ServerLive live, int index, uint load) => ~(uint)(PolicyHash.Mix(client ^ live.IdHash) >> 32);
+        public uint Key(ServerLive[] lives, int index, uint load) => ~(uint)(PolicyHash.Mix(client ^ lives[index].IdHash) >> 32);
     }
 }

@@ -22,7 +22,8 @@ internal interface ISelectionPolicy
 /// <summary>The ranking key of one policy (lower ranks first); a struct so the scan loop is specialised and inlined per policy.</summary>
 internal interface IRankKey
 {
-    uint Key(ServerLive live, int index, uint load);
+    /// <summary>The key of the server at <paramref name="index"/> (its <paramref name="load"/> is given; the rest of its figures are in <paramref name="lives"/>).</summary>
+    uint Key(ServerLive[] lives, int index, uint load);
 }
 
 /// <summary>One entry of the short list.</summary>
@@ -40,7 +41,13 @@ internal ref struct CandidateScan
 {
     public ReadOnlySpan<ulong> Mask;
     public ServerLive[] Lives;
+    public LiveCounters[][] Chunks;
+    public int[]? SlotMap;
     public ReadOnlySpan<Probe> Probes;
+
+    /// <summary>Two scratch bitmaps as long as <see cref="Mask"/>, for preferences kept as member lists.</summary>
+    public Span<ulong> Scratch0;
+    public Span<ulong> Scratch1;
     public long Now;
     public long Expire;
     public ulong Seed;
@@ -51,47 +58,81 @@ internal ref struct CandidateScan
     /// <summary>Entries of <see cref="Top"/> in use.</summary>
     public int Filled;
 
-    /// <summary>Candidates seen (up, fresh, under capacity).</summary>
-    public int Candidates;
-
     /// <summary>True when a matching, up server was skipped because it was full.</summary>
     public bool SawFull;
 
     public void Run<TKey>(TKey policy, bool randomTies)
         where TKey : struct, IRankKey
     {
-        // Up to two preferences (the usual case) are read once per bitmap word and held in registers.
+        Filled = 0;
+        SawFull = false;
         if (Probes.Length <= 2)
         {
-            Scan(policy, new TwoProbes(Probes), randomTies);
+            switch ((SlotMap is null, ScoreFirst))
+            {
+                case (true, true):
+                    Scan<TKey, SameSlots, ScoreFirstOrder>(policy, new SameSlots(Chunks), randomTies);
+                    break;
+                case (true, false):
+                    Scan<TKey, SameSlots, KeyFirstOrder>(policy, new SameSlots(Chunks), randomTies);
+                    break;
+                case (false, true):
+                    Scan<TKey, MappedSlots, ScoreFirstOrder>(policy, new MappedSlots(Chunks, SlotMap!), randomTies);
+                    break;
+                default:
+                    Scan<TKey, MappedSlots, KeyFirstOrder>(policy, new MappedSlots(Chunks, SlotMap!), randomTies);
+                    break;
+            }
+        }
+        else if (ScoreFirst)
+        {
+            ScanMany<TKey, ScoreFirstOrder>(policy, randomTies);
         }
         else
         {
-            Scan(policy, new ManyProbes(Probes), randomTies);
+            ScanMany<TKey, KeyFirstOrder>(policy, randomTies);
         }
     }
 
-    // The candidate loop is kept small (few live values) so the JIT holds it in registers; the rare entry into
-    // the short list is a call.
-    private void Scan<TKey, TScore>(TKey policy, TScore scorer, bool randomTies)
+    // The candidate loop, for up to two preferences (the usual case): kept small, with no call but the rare
+    // entry into the short list, so the JIT holds its values in registers. The preferences are bitmaps read once
+    // per word; each candidate's counters are one 32-byte entry of the counter table, walked in memory order; a
+    // candidate whose preference score alone ranks it below a full short list is passed over without reading them.
+    private void Scan<TKey, TSlots, TOrder>(TKey policy, TSlots slots, bool randomTies)
         where TKey : struct, IRankKey
-        where TScore : struct, IScorer, allows ref struct
+        where TSlots : struct, ISlots
+        where TOrder : struct, IKeyOrder
     {
         ReadOnlySpan<ulong> mask = Mask;
-        ServerLive[] lives = Lives;
-        long now = Now;
-        long expire = Expire;
-        int candidates = 0;
-        bool sawFull = false;
+        int words = mask.Length;
 
-        // Composite key: preference score and policy key in the configured order, the tie-breaker in the low 16 bits.
-        int scoreShift = ScoreFirst ? 48 : 16;
-        int keyShift = ScoreFirst ? 16 : 32;
+        // No preference: weight 0 over any bitmap of the right length.
+        ReadOnlySpan<ulong> pref0 = mask;
+        ReadOnlySpan<ulong> pref1 = mask;
+        ulong flip0 = 0, flip1 = 0;
+        int weight0 = 0, weight1 = 0;
+        if (Probes.Length > 0)
+        {
+            pref0 = Probes[0].Words(Scratch0, out flip0);
+            weight0 = Probes[0].Weight;
+        }
+
+        if (Probes.Length > 1)
+        {
+            pref1 = Probes[1].Words(Scratch1, out flip1);
+            weight1 = Probes[1].Weight;
+        }
+
+        pref0 = pref0[..words];
+        pref1 = pref1[..words];
+        ServerLive[] lives = Lives;
+
+        // Expired: last heard before now − ExpireAfter.
+        long heardSince = Now - Expire;
 
         // Key of the worst kept entry once the short list is full; nothing composes to ulong.MaxValue before.
         ulong worst = ulong.MaxValue;
-        Filled = 0;
-        for (int w = 0; w < mask.Length; w++)
+        for (int w = 0; w < words; w++)
         {
             ulong bits = mask[w];
             if (bits == 0)
@@ -99,30 +140,40 @@ internal ref struct CandidateScan
                 continue;
             }
 
-            scorer.Load(w);
+            ulong hits0 = pref0[w] ^ flip0;
+            ulong hits1 = pref1[w] ^ flip1;
+            ref LiveCounters wordBase = ref slots.Word(w);
             do
             {
-                int i = (w << 6) + BitOperations.TrailingZeroCount(bits);
+                int bit = BitOperations.TrailingZeroCount(bits);
                 bits &= bits - 1;
-                ServerLive live = lives[i];
-                if (live.State != (int)ServerState.Up || now - Volatile.Read(ref live.LastHeardTimestamp) > expire)
+
+                // Composite key: preference score and policy key in the configured order, the tie-breaker in the
+                // low 16 bits. The score's part is known before the counters are read.
+                int score = ((int)(hits0 >> bit) & 1) * weight0 + ((int)(hits1 >> bit) & 1) * weight1;
+                ulong scorePart = TOrder.ScorePart(score);
+                if (scorePart >= worst)
                 {
                     continue;
                 }
 
-                int used = live.Active + Volatile.Read(ref live.Issued);
-                if (used >= live.Capacity)
+                int i = (w << 6) + bit;
+                ref LiveCounters c = ref slots.At(ref wordBase, i, bit);
+                if (Volatile.Read(ref c.State) != (int)ServerState.Up || Volatile.Read(ref c.LastHeardTimestamp) < heardSince)
                 {
-                    sawFull = true;
                     continue;
                 }
 
-                candidates++;
-                int score = scorer.Score(i);
+                int used = Volatile.Read(ref c.Active) + Volatile.Read(ref c.Issued);
+                if (used >= Volatile.Read(ref c.Capacity))
+                {
+                    SawFull = true;
+                    continue;
+                }
 
                 // used < capacity, so used × ⌊2^32 ÷ capacity⌋ < 2^32: the load as a fraction, without a division.
-                uint load = (uint)((ulong)(uint)used * Volatile.Read(ref live.LoadFactor));
-                ulong composite = ((ulong)(0xFFFF - Math.Min(score, 0xFFFF)) << scoreShift) | ((ulong)policy.Key(live, i, load) << keyShift);
+                uint load = (uint)((ulong)(uint)used * Volatile.Read(ref c.LoadFactor));
+                ulong composite = scorePart | TOrder.KeyPart(policy.Key(lives, i, load));
 
                 // The tie-breaker only adds low bits: anything not below the worst kept entry already is out.
                 if (composite < worst)
@@ -132,26 +183,82 @@ internal ref struct CandidateScan
             }
             while (bits != 0);
         }
+    }
 
-        Candidates = candidates;
-        SawFull = sawFull;
+    // More than two preferences (rare): each probed per candidate, counters looked up by slot.
+    private void ScanMany<TKey, TOrder>(TKey policy, bool randomTies)
+        where TKey : struct, IRankKey
+        where TOrder : struct, IKeyOrder
+    {
+        ReadOnlySpan<ulong> mask = Mask;
+        LiveCounters[][] chunks = Chunks;
+        ServerLive[] lives = Lives;
+        long heardSince = Now - Expire;
+        ulong worst = ulong.MaxValue;
+        for (int w = 0; w < mask.Length; w++)
+        {
+            ulong bits = mask[w];
+            while (bits != 0)
+            {
+                int i = (w << 6) + BitOperations.TrailingZeroCount(bits);
+                bits &= bits - 1;
+                int score = 0;
+                foreach (ref readonly Probe p in Probes)
+                {
+                    score += p.Contains(i) ? p.Weight : 0;
+                }
+
+                ulong scorePart = TOrder.ScorePart(score);
+                if (scorePart >= worst)
+                {
+                    continue;
+                }
+
+                int slot = SlotMap is { } map ? map[i] : i;
+                ref LiveCounters c = ref chunks[slot >> LiveTable.ChunkShift][slot & LiveTable.ChunkMask];
+                if (Volatile.Read(ref c.State) != (int)ServerState.Up || Volatile.Read(ref c.LastHeardTimestamp) < heardSince)
+                {
+                    continue;
+                }
+
+                int used = Volatile.Read(ref c.Active) + Volatile.Read(ref c.Issued);
+                if (used >= Volatile.Read(ref c.Capacity))
+                {
+                    SawFull = true;
+                    continue;
+                }
+
+                uint load = (uint)((ulong)(uint)used * Volatile.Read(ref c.LoadFactor));
+                ulong composite = scorePart | TOrder.KeyPart(policy.Key(lives, i, load));
+                if (composite < worst)
+                {
+                    worst = Keep(composite, i, score, load, randomTies);
+                }
+            }
+        }
     }
 
     /// <summary>Enters one server into the short list (dropping the worst when full); returns the new bar to pass.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong Keep(ulong composite, int i, int score, uint load, bool randomTies)
     {
         Span<Ranked> top = Top;
         int k = top.Length;
         int filled = Filled;
-        if (filled == k)
-        {
-            filled--;
-        }
-
         if (randomTies)
         {
             composite |= PolicyHash.Random(Seed, i) & 0xFFFF;
+        }
+
+        if (filled == k)
+        {
+            // The loop let it in on its score and key; with its tie-breaker it may still lose to the worst kept.
+            if (composite >= top[k - 1].Key)
+            {
+                return top[k - 1].Key;
+            }
+
+            filled--;
         }
 
         int at = filled;
@@ -167,65 +274,65 @@ internal ref struct CandidateScan
     }
 }
 
-/// <summary>Preference scoring inside the candidate loop: prepared once per bitmap word, read per candidate.</summary>
-internal interface IScorer
+/// <summary>Finds a candidate's counters: the entry for word <c>w</c> first, then per candidate.</summary>
+internal interface ISlots
 {
-    void Load(int word);
+    ref LiveCounters Word(int word);
 
-    int Score(int index);
+    ref LiveCounters At(ref LiveCounters word, int index, int bit);
 }
 
-/// <summary>Zero, one or two preferences: one hit word each, in registers (an unused slot has weight 0).</summary>
-internal struct TwoProbes : IScorer
+/// <summary>
+/// Every server's slot is its index (no freed slot below the last one): a word's 64 servers are 64 consecutive
+/// entries of one chunk (a chunk holds a whole number of words), found once per word.
+/// </summary>
+internal readonly struct SameSlots(LiveCounters[][] chunks) : ISlots
 {
-    private readonly Probe _first;
-    private readonly Probe _second;
-    private readonly int _count;
-    private readonly int _weight0;
-    private readonly int _weight1;
-    private ulong _hits0;
-    private ulong _hits1;
-
-    public TwoProbes(ReadOnlySpan<Probe> probes)
+    public ref LiveCounters Word(int word)
     {
-        _count = probes.Length;
-        _first = _count > 0 ? probes[0] : default;
-        _second = _count > 1 ? probes[1] : default;
-        _weight0 = _count > 0 ? _first.Weight : 0;
-        _weight1 = _count > 1 ? _second.Weight : 0;
+        const int wordsPerChunk = LiveTable.ChunkSize / 64;
+        return ref chunks[word / wordsPerChunk][(word % wordsPerChunk) * 64];
     }
 
-    public void Load(int word)
-    {
-        if (_count > 0)
-        {
-            _hits0 = _first.Word(word);
-            _hits1 = _count > 1 ? _second.Word(word) : 0;
-        }
-    }
-
-    public readonly int Score(int index) => ((int)(_hits0 >> index) & 1) * _weight0 + ((int)(_hits1 >> index) & 1) * _weight1;
+    // bit < 64 and the word's entry is at most ChunkSize - 64 into its chunk: the entry is inside the chunk.
+    public ref LiveCounters At(ref LiveCounters word, int index, int bit) => ref Unsafe.Add(ref word, bit);
 }
 
-/// <summary>More than two preferences (rare): each probed per candidate.</summary>
-internal readonly ref struct ManyProbes(ReadOnlySpan<Probe> probes) : IScorer
+/// <summary>Slots looked up per index (after deregistrations left gaps).</summary>
+internal readonly struct MappedSlots(LiveCounters[][] chunks, int[] map) : ISlots
 {
-    private readonly ReadOnlySpan<Probe> _probes = probes;
+    public ref LiveCounters Word(int word) => ref Unsafe.NullRef<LiveCounters>();
 
-    public void Load(int word)
+    public ref LiveCounters At(ref LiveCounters word, int index, int bit)
     {
+        int slot = map[index];
+        return ref chunks[slot >> LiveTable.ChunkShift][slot & LiveTable.ChunkMask];
     }
+}
 
-    public int Score(int index)
-    {
-        int score = 0;
-        foreach (ref readonly Probe p in _probes)
-        {
-            score += p.Contains(index) ? p.Weight : 0;
-        }
+/// <summary>Where the preference score and the policy key go in the composite key (a type, so each order is compiled on its own).</summary>
+internal interface IKeyOrder
+{
+    /// <summary>The score's bits: a higher score is a lower key.</summary>
+    static abstract ulong ScorePart(int score);
 
-        return score;
-    }
+    static abstract ulong KeyPart(uint key);
+}
+
+/// <summary><see cref="PreferenceMode.ScoreFirst"/>: score in bits 48–63, policy key in 16–47.</summary>
+internal readonly struct ScoreFirstOrder : IKeyOrder
+{
+    public static ulong ScorePart(int score) => (ulong)(0xFFFF - Math.Min(score, 0xFFFF)) << 48;
+
+    public static ulong KeyPart(uint key) => (ulong)key << 16;
+}
+
+/// <summary><see cref="PreferenceMode.TieBreak"/>: policy key in bits 32–63, score in 16–31.</summary>
+internal readonly struct KeyFirstOrder : IKeyOrder
+{
+    public static ulong ScorePart(int score) => (ulong)(0xFFFF - Math.Min(score, 0xFFFF)) << 16;
+
+    public static ulong KeyPart(uint key) => (ulong)key << 32;
 }
 
 /// <summary>Hashes shared by the policies: stable across processes (rendezvous must agree between tier-2 daemons).</summary>

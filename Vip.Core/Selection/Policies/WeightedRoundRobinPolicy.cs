@@ -53,9 +53,9 @@ internal sealed class WeightedRoundRobinPolicy : ISelectionPolicy
 
     private readonly struct PassKey(long virtualTime) : IRankKey
     {
-        public uint Key(ServerLive live, int index, uint load)
+        public uint Key(ServerLive[] lives, int index, uint load)
         {
-            long ahead = Volatile.Read(ref live.Pass) - virtualTime;
+            long ahead = Volatile.Read(ref lives[index].Pass) - virtualTime;
             return ahead <= 0 ? 0 : ahead >= uint.MaxValue ? uint.MaxValue : (uint)ahead;
         }
     }
