@@ -35,6 +35,11 @@ internal sealed class Backend
 
     public IPEndPoint EndPoint { get; }
 
+    /// <summary>The endpoint as a native sockaddr (for the epoll transport's connect), built once.</summary>
+    internal System.Net.SocketAddress SocketAddress => _socketAddress ??= EndPoint.Serialize();
+
+    private System.Net.SocketAddress? _socketAddress;
+
     public int Weight { get; set; }
 
     public bool ProxyProtocol { get; set; }

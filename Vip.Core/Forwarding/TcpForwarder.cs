@@ -280,7 +280,7 @@ internal sealed class TcpForwarder
             }
             else
             {
-                error = await EpollConnect.ConnectAsync(loop, socket, backend.EndPoint, deadline.Token).ConfigureAwait(false);
+                error = await EpollConnect.ConnectAsync(loop, socket, backend.SocketAddress, deadline.Token).ConfigureAwait(false);
             }
         }
         catch (SocketException ex)

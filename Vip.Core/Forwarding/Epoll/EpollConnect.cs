@@ -34,20 +34,20 @@ internal sealed class EpollConnect : IEventHandler
     /// <see cref="SocketError.Success"/>, the connect's error, or <see cref="SocketError.OperationAborted"/> when
     /// <paramref name="cancellationToken"/> fired first. The caller owns (and disposes) the socket throughout.
     /// </summary>
-    public static async Task<SocketError> ConnectAsync(EventLoop loop, Socket socket, IPEndPoint endPoint, CancellationToken cancellationToken)
+    public static async Task<SocketError> ConnectAsync(EventLoop loop, Socket socket, SocketAddress endPoint, CancellationToken cancellationToken)
     {
+        // connect(2) called directly: Socket.Connect on a non-blocking socket reports "in progress" as an exception,
+        // whose cost (about 10 µs) showed up in every new connection's profile.
         socket.Blocking = false;
-        try
+        var errno = LinuxSockets.Connect((int)socket.SafeHandle.DangerousGetHandle(), endPoint.Buffer.Span[..endPoint.Size]);
+        if (errno == 0)
         {
-            socket.Connect(endPoint);
-            return SocketError.Success; // loopback often completes at once
+            return SocketError.Success;
         }
-        catch (SocketException ex) when (ex.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress)
+
+        if (errno != LinuxSockets.EINPROGRESS && errno != LinuxSockets.EAGAIN)
         {
-        }
-        catch (SocketException ex)
-        {
-            return ex.SocketErrorCode;
+            return LinuxSockets.ToSocketError(errno);
         }
 
         var operation = new EpollConnect(loop, socket);

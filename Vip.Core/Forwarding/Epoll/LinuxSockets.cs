@@ -30,6 +30,7 @@ internal static unsafe partial class LinuxSockets
     public const int EINTR = 4;
     public const int EAGAIN = 11;
     public const int ECONNREFUSED = 111;
+    public const int EINPROGRESS = 115;
 
     /// <summary>Most buffers one gathered send passes to the kernel (the rest goes on the next send).</summary>
     public const int MaxIoVectors = 32;
@@ -137,6 +138,15 @@ internal static unsafe partial class LinuxSockets
         }
     }
 
+    /// <summary>Starts a connect to a native sockaddr; returns 0 (connected), or the errno (EINPROGRESS: wait for EPOLLOUT).</summary>
+    public static int Connect(int fd, ReadOnlySpan<byte> address)
+    {
+        fixed (byte* a = address)
+        {
+            return connect(fd, a, address.Length) == 0 ? 0 : Marshal.GetLastPInvokeError();
+        }
+    }
+
     /// <summary>Sends a FIN (half-close); returns 0 or the errno.</summary>
     public static int ShutdownSend(int fd) => shutdown(fd, SHUT_WR) == 0 ? 0 : Marshal.GetLastPInvokeError();
 
@@ -207,6 +217,9 @@ internal static unsafe partial class LinuxSockets
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint sendmsg(int fd, MessageHeader* msg, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int connect(int fd, void* addr, int addrlen);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int shutdown(int fd, int how);
