@@ -77,8 +77,15 @@ internal sealed class EpollUdpListener : IEventHandler
         }
     }
 
-    public void OnFailure(Exception exception) =>
+    public void OnFailure(Exception exception)
+    {
+        if (exception is ObjectDisposedException)
+        {
+            return; // the loop is stopping with the forwarder: not a receive failure
+        }
+
         ForwardingLog.UdpReceiveFailed(_owner.Logger, (EndPoint)_socket.LocalEndPoint!, SocketError.SocketError);
+    }
 }
 
 /// <summary>
