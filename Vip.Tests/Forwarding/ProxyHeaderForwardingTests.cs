@@ -6,27 +6,8 @@ using Vip.Protocol;
 
 namespace Vip.Tests.Forwarding;
 
-/// <summary>Every case runs on both TCP transports: the epoll loops (the Linux default) and .NET's socket engine.</summary>
-[TestFixture(RelayTransport.Epoll)]
-[TestFixture(RelayTransport.Sockets)]
-public class ProxyHeaderForwardingTests(RelayTransport transport)
+public class ProxyHeaderForwardingTests(RelayTransport transport) : TransportFixture(transport)
 {
-    [OneTimeSetUp]
-    public void RequireTransport()
-    {
-        if (transport == RelayTransport.Epoll && !Vip.Forwarding.Epoll.LinuxSockets.IsSupported)
-        {
-            Assert.Ignore("the epoll transport runs on Linux x64/arm64 only; this machine is not one");
-        }
-    }
-
-    private ForwarderOptions Options(params TestServer[] backends)
-    {
-        var options = Net.Options(backends);
-        options.Transport = transport;
-        return options;
-    }
-
     /// <summary>A backend that requires a PROXY v2 header, answers with what it says, then echoes the client's bytes.</summary>
     private static TestServer ProxyAwareBackend() => new(async s =>
     {

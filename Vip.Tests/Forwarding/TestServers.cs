@@ -190,6 +190,35 @@ internal sealed class TestOptionsMonitor<T>(T value) : IOptionsMonitor<T>
     }
 }
 
+/// <summary>
+/// A fixture whose every case runs on both relay transports: the epoll loops (the Linux default) and .NET's socket
+/// engine. The epoll run is ignored, loudly, where that transport cannot run.
+/// </summary>
+[TestFixture(RelayTransport.Epoll)]
+[TestFixture(RelayTransport.Sockets)]
+public abstract class TransportFixture(RelayTransport transport)
+{
+    /// <summary>The transport this run of the fixture uses.</summary>
+    protected RelayTransport Transport { get; } = transport;
+
+    [OneTimeSetUp]
+    public void RequireTransport()
+    {
+        if (Transport == RelayTransport.Epoll && !Vip.Forwarding.Epoll.LinuxSockets.IsSupported)
+        {
+            Assert.Ignore("the epoll transport runs on Linux x64/arm64 only; this machine is not one");
+        }
+    }
+
+    /// <summary><see cref="Net.Options"/> on this run's transport.</summary>
+    private protected ForwarderOptions Options(params TestServer[] backends)
+    {
+        var options = Net.Options(backends);
+        options.Transport = Transport;
+        return options;
+    }
+}
+
 internal static class Net
 {
     public static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);

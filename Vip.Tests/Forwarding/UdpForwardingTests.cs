@@ -7,20 +7,8 @@ using Vip.Protocol;
 
 namespace Vip.Tests.Forwarding;
 
-/// <summary>Every case runs on both transports: the epoll loop (the Linux default) and .NET's socket engine.</summary>
-[TestFixture(RelayTransport.Epoll)]
-[TestFixture(RelayTransport.Sockets)]
-public class UdpForwardingTests(RelayTransport transport)
+public class UdpForwardingTests(RelayTransport transport) : TransportFixture(transport)
 {
-    [OneTimeSetUp]
-    public void RequireTransport()
-    {
-        if (transport == RelayTransport.Epoll && !Vip.Forwarding.Epoll.LinuxSockets.IsSupported)
-        {
-            Assert.Ignore("the epoll transport runs on Linux x64/arm64 only; this machine is not one");
-        }
-    }
-
     /// <summary>A UDP server that answers each datagram through <c>reply</c> and remembers who sent it.</summary>
     private sealed class UdpServer : IDisposable
     {
@@ -60,7 +48,7 @@ public class UdpForwardingTests(RelayTransport transport)
     private ForwarderOptions UdpOptions(params UdpServer[] backends)
     {
         var o = Net.Options();
-        o.Transport = transport;
+        o.Transport = Transport;
         o.UdpListen = "127.0.0.1:0";
         o.Udp.SessionIdleTimeout = TimeSpan.FromMilliseconds(300);
         foreach (var b in backends)
@@ -125,7 +113,7 @@ public class UdpForwardingTests(RelayTransport transport)
             return d;
         });
         var options = Net.Options();
-        options.Transport = transport;
+        options.Transport = Transport;
         options.UdpListen = "127.0.0.1:0";
         options.Udp.SessionIdleTimeout = TimeSpan.FromSeconds(30);
         options.Backends.Add(new BackendOptions { Address = deadEndPoint.ToString() });
@@ -258,7 +246,7 @@ public class UdpForwardingTests(RelayTransport transport)
         counter.Start();
 
         var options = Net.Options();
-        options.Transport = transport;
+        options.Transport = Transport;
         options.UdpListen = "127.0.0.1:0";
         options.Backends.Add(new BackendOptions { Address = backend.LocalEndPoint!.ToString()! });
         await using var vip = await Net.StartAsync(options);
@@ -290,7 +278,7 @@ public class UdpForwardingTests(RelayTransport transport)
     public void Udp_buffer_sizes_outside_their_range_are_refused()
     {
         var options = Net.Options();
-        options.Transport = transport;
+        options.Transport = Transport;
         options.Backends.Add(new BackendOptions { Address = "127.0.0.1:9" });
         options.Udp.ReceiveBufferSize = 100;
         options.Udp.SessionReceiveBufferSize = UdpForwarderOptions.MaxBufferSize + 1;
