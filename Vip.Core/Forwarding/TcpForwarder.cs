@@ -382,6 +382,7 @@ internal sealed class TcpForwarder
         _loops?.Dispose();
     }
 
+    /// <summary>Closes <paramref name="socket"/> with linger 0, so the peer gets a RST (the reset that happened on the other side, or a refusal).</summary>
     internal static void Reset(Socket socket)
     {
         try

@@ -162,8 +162,8 @@ internal sealed class TcpRelay : IRelay
         }
 
         _endReason = reason;
-        Reset(_client);
-        Reset(_backend);
+        TcpForwarder.Reset(_client);
+        TcpForwarder.Reset(_backend);
     }
 
     private async Task ReceiveLoopAsync(Socket socket, SocketReceiver receiver, PipeWriter writer, bool toBackend)
@@ -323,22 +323,5 @@ internal sealed class TcpRelay : IRelay
             Abort(error != SocketError.Success ? error : SocketError.ConnectionReset);
             await reader.CompleteAsync(exception);
         }
-    }
-
-    private static void Reset(Socket socket)
-    {
-        try
-        {
-            // Linger 0: close sends a RST, so the peer sees the reset that happened on the other side.
-            socket.LingerState = new LingerOption(true, 0);
-        }
-        catch (SocketException)
-        {
-        }
-        catch (ObjectDisposedException)
-        {
-        }
-
-        socket.Dispose();
     }
 }

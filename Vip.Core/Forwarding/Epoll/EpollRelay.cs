@@ -408,31 +408,19 @@ internal sealed class EpollRelay : IRelay, IEventHandler
 
         if (reset)
         {
-            SetLingerZero(_client);
-            SetLingerZero(_backend);
+            TcpForwarder.Reset(_client);
+            TcpForwarder.Reset(_backend);
         }
-
-        _client.Dispose();
-        _backend.Dispose();
+        else
+        {
+            _client.Dispose();
+            _backend.Dispose();
+        }
         _up.Pipe.Writer.Complete();
         _up.Pipe.Reader.Complete();
         _down.Pipe.Writer.Complete();
         _down.Pipe.Reader.Complete();
         _done.TrySetResult();
-    }
-
-    private static void SetLingerZero(Socket socket)
-    {
-        try
-        {
-            socket.LingerState = new LingerOption(true, 0); // close sends a RST
-        }
-        catch (SocketException)
-        {
-        }
-        catch (ObjectDisposedException)
-        {
-        }
     }
 
     /// <summary>One direction's state; touched only on the loop thread.</summary>
