@@ -84,8 +84,6 @@ internal sealed class UdpForwarder : IAsyncDisposable
 
     internal const int PayloadOffset = Reserve;
 
-    /// <summary>Opens (or finds) the session of a datagram's sender; called by the receive path of either transport.</summary>
-    internal UdpSession? SessionFor(SocketAddress from, Socket listener) => GetOrOpen(from, listener);
 
     /// <summary>Binds (throwing <see cref="SocketException"/> when the address is in use) and starts relaying.</summary>
     public void Start()
@@ -177,7 +175,8 @@ internal sealed class UdpForwarder : IAsyncDisposable
         }
     }
 
-    private UdpSession? GetOrOpen(SocketAddress from, Socket listener)
+    /// <summary>Finds (or opens) the session of a datagram's sender; called by the receive path of either transport.</summary>
+    internal UdpSession? GetOrOpen(SocketAddress from, Socket listener)
     {
         lock (_gate)
         {
@@ -380,15 +379,7 @@ internal sealed class UdpSession : IDisposable
     /// <summary>Epoll transport: sends the datagram at once, on the loop thread (a full socket buffer drops it, as the kernel would).</summary>
     public void Forward(byte[] buffer, int offset, int length)
     {
-        Volatile.Write(ref _lastActivity, _owner.Time.GetTimestamp());
-        var start = offset;
-        if (_proxyHeader is not null)
-        {
-            start -= _proxyHeader.Length;
-            _proxyHeader.CopyTo(buffer, start);
-        }
-
-        var sent = _epoll!.Send(buffer.AsSpan(start, offset - start + length));
+        var sent = _epoll!.Send(Outgoing(buffer, offset, length).Span);
         if (sent >= 0)
         {
             _owner.Metrics.UdpDatagram(toBackend: true);
@@ -404,10 +395,13 @@ internal sealed class UdpSession : IDisposable
 
     internal void Touch() => Volatile.Write(ref _lastActivity, _owner.Time.GetTimestamp());
 
-    /// <summary>Sends the datagram at <paramref name="buffer"/>[<paramref name="offset"/>..] to the backend, behind the PROXY header if any.</summary>
-    public async ValueTask ForwardAsync(byte[] buffer, int offset, int length)
+    /// <summary>
+    /// Marks activity and returns the datagram to send for the payload at <paramref name="buffer"/>[<paramref name="offset"/>..]:
+    /// with this session's PROXY header written into the room kept in front of it, if the backend wants one.
+    /// </summary>
+    private Memory<byte> Outgoing(byte[] buffer, int offset, int length)
     {
-        Volatile.Write(ref _lastActivity, _owner.Time.GetTimestamp());
+        Touch();
         var start = offset;
         if (_proxyHeader is not null)
         {
@@ -415,9 +409,16 @@ internal sealed class UdpSession : IDisposable
             _proxyHeader.CopyTo(buffer, start);
         }
 
+        return buffer.AsMemory(start, offset - start + length);
+    }
+
+    /// <summary>Sends the datagram at <paramref name="buffer"/>[<paramref name="offset"/>..] to the backend, behind the PROXY header if any.</summary>
+    public async ValueTask ForwardAsync(byte[] buffer, int offset, int length)
+    {
+        var datagram = Outgoing(buffer, offset, length);
         try
         {
-            await _upstream.SendAsync(buffer.AsMemory(start, offset - start + length), SocketFlags.None).ConfigureAwait(false);
+            await _upstream.SendAsync(datagram, SocketFlags.None).ConfigureAwait(false);
             _owner.Metrics.UdpDatagram(toBackend: true);
         }
         catch (SocketException ex) when (ex.SocketErrorCode == SocketError.ConnectionRefused)
@@ -451,7 +452,7 @@ internal sealed class UdpSession : IDisposable
                 try
                 {
                     var n = await _upstream.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
-                    Volatile.Write(ref _lastActivity, _owner.Time.GetTimestamp());
+                    Touch();
                     await listener.SendToAsync(buffer.AsMemory(0, n), SocketFlags.None, ClientAddress).ConfigureAwait(false);
                     _owner.Metrics.UdpDatagram(toBackend: false);
                 }

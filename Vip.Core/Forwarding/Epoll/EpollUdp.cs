@@ -73,7 +73,7 @@ internal sealed class EpollUdpListener : IEventHandler
             }
 
             _from.Size = addressLength;
-            _owner.SessionFor(_from, _socket)?.Forward(buffer, UdpForwarder.PayloadOffset, (int)n);
+            _owner.GetOrOpen(_from, _socket)?.Forward(buffer, UdpForwarder.PayloadOffset, (int)n);
         }
     }
 
