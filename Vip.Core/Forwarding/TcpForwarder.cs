@@ -88,7 +88,7 @@ internal sealed class TcpForwarder
 
         EndPoints = bound;
         var options = _options();
-        if (options.Transport == RelayTransport.Epoll || (options.Transport == RelayTransport.Auto && LinuxSockets.IsSupported))
+        if (LinuxSockets.UsesEpoll(options.Transport))
         {
             var threads = options.RelayThreads > 0 ? options.RelayThreads : Math.Min(Environment.ProcessorCount, 16);
             _loops = new EventLoopGroup(threads, _logger);

@@ -114,8 +114,7 @@ internal sealed class UdpForwarder : IAsyncDisposable
             ForwardingLog.UdpReceiveBufferCapped(_logger, EndPoint, ReceiveBufferBytes, requested);
         }
 
-        var transport = _options().Transport;
-        if (transport == RelayTransport.Epoll || (transport == RelayTransport.Auto && LinuxSockets.IsSupported))
+        if (LinuxSockets.UsesEpoll(_options().Transport))
         {
             // One event-loop thread carries the whole UDP side: the listener and every session's upstream socket.
             _eventLoop = new EventLoop("vip-udp", _logger);

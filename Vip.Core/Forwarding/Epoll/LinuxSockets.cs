@@ -39,6 +39,10 @@ internal static unsafe partial class LinuxSockets
     public static bool IsSupported =>
         OperatingSystem.IsLinux() && RuntimeInformation.ProcessArchitecture is Architecture.X64 or Architecture.Arm64;
 
+    /// <summary>Whether <paramref name="transport"/> means the epoll loops here (Auto does where they are supported).</summary>
+    public static bool UsesEpoll(RelayTransport transport) =>
+        transport == RelayTransport.Epoll || (transport == RelayTransport.Auto && IsSupported);
+
     /// <summary>Size of one <c>struct epoll_event</c>: packed (12 bytes) on x86-64, naturally aligned (16) elsewhere.</summary>
     public static readonly int EventSize = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 12 : 16;
 
