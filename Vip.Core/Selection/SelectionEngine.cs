@@ -35,13 +35,14 @@ public sealed class SelectionEngine : IDisposable
     private readonly Dictionary<string, ServerEntry> _registered = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ServerLive> _live = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ServerLive>.AlternateLookup<ReadOnlySpan<char>> _liveLookup;
-    private readonly LiveTable _table = new();
+    private readonly LiveTable _table;
     private readonly Dictionary<string, ClientRecord> _clientRecords = new(StringComparer.Ordinal);
     private NetworkRule[] _rules = [];
     private bool _serversDirty;
     private bool _clientsDirty;
     private bool _publishArmed;
     private ITimer? _timer;
+    private readonly ITimer _sweep;
     private bool _disposed;
 
     private ServerSet _servers;
@@ -63,6 +64,7 @@ public sealed class SelectionEngine : IDisposable
         _cache = new RequirementCache(_config.RequirementCacheSize, _config.Limits);
         _expireTicks = (long)(_config.ExpireAfter.TotalSeconds * _time.TimestampFrequency);
         _liveLookup = _live.GetAlternateLookup<ReadOnlySpan<char>>();
+        _table = new LiveTable(_time.TimestampFrequency);
         _policy = _config.Policy switch
         {
             SelectionPolicy.PowerOfTwoChoices => new PowerOfTwoChoicesPolicy(),
@@ -72,6 +74,11 @@ public sealed class SelectionEngine : IDisposable
         };
         _servers = ServerSet.Empty(_config);
         _clients = ClientSet.Empty(_config);
+
+        // Decisions compare heartbeat times in wrapping rank-word units; the sweep takes every long-silent server
+        // out for good (until it is heard again) well before its age could wrap round to look recent.
+        TimeSpan every = _config.ExpireAfter < TimeSpan.FromHours(1) ? _config.ExpireAfter : TimeSpan.FromHours(1);
+        _sweep = _time.CreateTimer(static s => ((SelectionEngine)s!).SweepExpired(), this, every, every);
     }
 
     /// <summary>The options the engine runs with.</summary>
@@ -281,6 +288,27 @@ public sealed class SelectionEngine : IDisposable
         live.MarkHeard(hb.Draining ? ServerState.Draining : ServerState.Up, _time.GetTimestamp(), _time.GetUtcNow().UtcTicks);
     }
 
+    /// <summary>
+    /// Marks every server of the current snapshot whose last heartbeat is older than the expiry as out until it is
+    /// heard again (runs on a timer every expiry period, at most hourly). Decisions already skip expired servers;
+    /// the mark keeps their wrapping clock from ever calling a server that stays silent for weeks fresh again.
+    /// </summary>
+    /// <returns>How many servers were marked now.</returns>
+    internal int SweepExpired()
+    {
+        long heardSince = _time.GetTimestamp() - _expireTicks;
+        int marked = 0;
+        foreach (ServerLive live in Volatile.Read(ref _servers).Live)
+        {
+            if (live.MarkStaleIfHeardBefore(heardSince))
+            {
+                marked++;
+            }
+        }
+
+        return marked;
+    }
+
     // ---------------------------------------------------------------- clients
 
     /// <summary>Adds or replaces a client record.</summary>
@@ -377,7 +405,7 @@ public sealed class SelectionEngine : IDisposable
 
             if (_serversDirty)
             {
-                Volatile.Write(ref _servers, ServerSet.Build(_config, _registered.Values, _servers.Version + 1, _table.Chunks));
+                Volatile.Write(ref _servers, ServerSet.Build(_config, _registered.Values, _servers.Version + 1, _table.Ranks));
                 _serversDirty = false;
 
                 // Deregistered servers are out of the published snapshot: their slots may go to new servers.
@@ -441,6 +469,7 @@ public sealed class SelectionEngine : IDisposable
             _disposed = true;
             _timer?.Dispose();
             _timer = null;
+            _sweep.Dispose();
         }
     }
 
@@ -589,27 +618,26 @@ public sealed class SelectionEngine : IDisposable
         }
 
         // One pass over the matching servers: drop those not up, expired or full; rank the rest.
+        long heardSince = _time.GetTimestamp() - _expireTicks;
         var scan = new CandidateScan
         {
             Mask = mask,
             Lives = set.Live,
-            Chunks = set.Chunks,
+            IdHashes = set.IdHashes,
+            Ranks = set.Ranks,
             SlotMap = set.SlotMap,
             Probes = probes.AsSpan(0, probeCount),
             Scratch0 = scratch.Preference0.AsSpan(0, set.WordCount),
             Scratch1 = scratch.Preference1.AsSpan(0, set.WordCount),
-            Now = _time.GetTimestamp(),
-            Expire = _expireTicks,
+            HeardSince = RankWord.Heard(heardSince, _table.HeardShift),
             Seed = NextSeed(),
             ClientHash = _config.Policy == SelectionPolicy.ClientAffinity ? PolicyHash.Stable(request.ClientId) : 0,
             ScoreFirst = _config.PreferenceMode == PreferenceMode.ScoreFirst,
             Top = scratch.Top.AsSpan(0, 1 + _config.MaxAlternatives),
         };
         _policy.Rank(ref scan);
-        while (HasRemoved(ref scan, mask))
+        while (DropUnfit(ref scan, mask, heardSince))
         {
-            // A server deregistered after this snapshot was published, whose slot another server now has, read
-            // that server's counters: take it out and rank again (rare: only while an older snapshot is in use).
             _policy.Rank(ref scan);
         }
 
@@ -637,15 +665,23 @@ public sealed class SelectionEngine : IDisposable
         return new SelectionResult(set, chosen, alternatives);
     }
 
-    /// <summary>Whether the short list holds a deregistered server; if so its bit is cleared from the mask.</summary>
-    private static bool HasRemoved(ref CandidateScan scan, Span<ulong> mask)
+    /// <summary>
+    /// Checks the short list against the counters themselves and clears from the mask any entry that must not be
+    /// chosen, saying whether to rank again (rare): a server expired by less than one rank-word time unit (the
+    /// walk counts equal units as heard), or one deregistered after this snapshot was published, whose slot
+    /// another server now has (the walk read that server's word).
+    /// </summary>
+    private static bool DropUnfit(ref CandidateScan scan, Span<ulong> mask, long heardSince)
     {
         bool any = false;
         for (int k = 0; k < scan.Filled; k++)
         {
             int i = scan.Top[k].Index;
-            if (scan.Lives[i].Removed)
+            ServerLive live = scan.Lives[i];
+            if (live.Removed || live.LastHeardTimestamp < heardSince)
             {
+                // Out until heard again: the next walks skip it without this check.
+                live.MarkStaleIfHeardBefore(heardSince);
                 mask[i >> 6] &= ~(1UL << i);
                 any = true;
             }

@@ -15,16 +15,17 @@ public sealed class ServerSet : IReadOnlyList<ServerEntry>
     private readonly Dictionary<string, int> _byId;
     private readonly (byte[] Utf8, ulong[] Mask)?[] _kindsByUtf8;
 
-    private ServerSet(SelectionConfig config, ServerEntry[] entries, long version, LiveCounters[][] chunks)
+    private ServerSet(SelectionConfig config, ServerEntry[] entries, long version, ulong[][] ranks)
     {
         Config = config;
         _entries = entries;
         Version = version;
-        Chunks = chunks;
+        Ranks = ranks;
         int n = entries.Length;
         WordCount = Bits.Words(n);
         All = Bits.All(n);
         Live = new ServerLive[n];
+        IdHashes = new ulong[n];
         bool sameSlots = true;
         for (int i = 0; i < n; i++)
         {
@@ -40,6 +41,7 @@ public sealed class ServerSet : IReadOnlyList<ServerEntry>
         {
             ServerEntry e = entries[i];
             Live[i] = e.Live;
+            IdHashes[i] = e.Live.IdHash;
             _byId.Add(e.Id, i);
             foreach ((string k, string v) in e.Attributes)
             {
@@ -148,11 +150,11 @@ public sealed class ServerSet : IReadOnlyList<ServerEntry>
     /// Builds a snapshot of the given servers, indexed in the order of their counter slots (registration order,
     /// freed slots reused lowest first), so a walk over the index in order walks the counters in memory order.
     /// </summary>
-    internal static ServerSet Build(SelectionConfig config, IEnumerable<ServerEntry> entries, long version, LiveCounters[][] chunks)
+    internal static ServerSet Build(SelectionConfig config, IEnumerable<ServerEntry> entries, long version, ulong[][] ranks)
     {
         ServerEntry[] sorted = [.. entries];
         Array.Sort(sorted, static (a, b) => a.Live.Slot.CompareTo(b.Live.Slot));
-        return new ServerSet(config, sorted, version, chunks);
+        return new ServerSet(config, sorted, version, ranks);
     }
 
     internal static ServerSet Empty(SelectionConfig config) => new(config, [], 0, []);
@@ -196,8 +198,11 @@ public sealed class ServerSet : IReadOnlyList<ServerEntry>
 
     internal ServerLive[] Live { get; }
 
-    /// <summary>The engine's counter chunks as of this snapshot (they cover every slot of its servers).</summary>
-    internal LiveCounters[][] Chunks { get; }
+    /// <summary>The engine's rank-word chunks as of this snapshot (they cover every slot of its servers).</summary>
+    internal ulong[][] Ranks { get; }
+
+    /// <summary>Each server's stable id hash, by index (rendezvous hashing reads them in the candidate walk).</summary>
+    internal ulong[] IdHashes { get; }
 
     /// <summary>The counter slot of each index; null when every server's slot is its index (no freed slot in between).</summary>
     internal int[]? SlotMap { get; }

@@ -149,4 +149,137 @@ public class SelectionCounterTableTests
         f.Client("tenantxx-1-suffix00", "pool=silver");
         Assert.That(f.Pick(client: "tenantxx-1-suffix00").Server?.Id, Is.EqualTo("S"));
     }
+
+    [TestCase(1)]
+    [TestCase(777)]
+    [TestCase(5000)]
+    public void Expiry_is_exact_to_the_clock_tick_although_the_walk_compares_coarse_time(long offsetTicks)
+    {
+        // The walk compares heartbeat times in units of thousands of ticks; one tick past the timeout is almost
+        // always in the same unit as the timeout, which only the exact check of the short list tells apart.
+        using var f = new SelectionFixture(o =>
+        {
+            o.HeartbeatInterval = TimeSpan.FromSeconds(1);
+            o.MissedHeartbeats = 3;
+        });
+        f.Time.Advance(TimeSpan.FromTicks(offsetTicks));
+        f.Add("idle");
+        f.Add("busy");
+        f.Beat("busy", active: 50);
+        TimeSpan expiry = f.Options.ExpireAfter;
+        Assert.That(f.Time.TimestampFrequency, Is.EqualTo(TimeSpan.TicksPerSecond), "the fake clock counts TimeSpan ticks");
+
+        f.Time.Advance(expiry - TimeSpan.FromSeconds(1));
+        f.Beat("busy", active: 50);
+        f.Time.Advance(TimeSpan.FromSeconds(1));
+        SelectionResult atTimeout = f.Pick();
+        Assert.That(atTimeout.Server?.Id, Is.EqualTo("idle"), "heard exactly the timeout ago: still up");
+        SelectionEngine.Release(atTimeout);
+
+        f.Time.Advance(TimeSpan.FromTicks(1));
+        SelectionResult r = f.Pick();
+        Assert.That(r.Server?.Id, Is.EqualTo("busy"), "one tick later: expired");
+        Assert.That(r.AlternativeCount, Is.Zero);
+        Assert.That(RankWord.Key(f.Engine.Servers[0].Live.Rank), Is.EqualTo(RankWord.Down), "found expired: out until heard again");
+
+        f.Beat("idle");
+        Assert.That(f.Pick().Server?.Id, Is.EqualTo("idle"));
+    }
+
+    [Test]
+    public void A_server_silent_for_weeks_stays_out_although_its_coarse_heartbeat_time_wraps_round()
+    {
+        using var f = new SelectionFixture(o =>
+        {
+            o.HeartbeatInterval = TimeSpan.FromSeconds(1);
+            o.MissedHeartbeats = 3;
+        });
+        ServerEntry silent = f.Add("silent");
+        f.Add("busy");
+
+        // 2^32 units later the silent server's 32-bit time reads as "just now" again.
+        int shift = System.Numerics.BitOperations.Log2((ulong)(f.Time.TimestampFrequency / 1000));
+        f.Time.Advance(TimeSpan.FromTicks((1L << 32) << shift));
+        f.Beat("busy", active: 50);
+        uint since = RankWord.Heard(f.Time.GetTimestamp() - (long)(f.Options.ExpireAfter.TotalSeconds * f.Time.TimestampFrequency), shift);
+        ulong unmarked = (ulong)RankWord.Heard(silent.Live.LastHeardTimestamp, shift) << 32;
+        Assert.That(RankWord.IsExpired(unmarked, since), Is.False, "the wrapped time reads as recent (else this test proves nothing)");
+        Assert.That(RankWord.Key(silent.Live.Rank), Is.EqualTo(RankWord.Down), "the sweep marked it long ago");
+        Assert.That(f.Pick().Server?.Id, Is.EqualTo("busy"));
+
+        f.Beat("silent");
+        Assert.That(f.Pick().Server?.Id, Is.EqualTo("silent"), "heard again: back");
+    }
+
+    [Test]
+    public void Rank_words_end_equal_to_the_counters_after_racing_heartbeats_and_tickets()
+    {
+        using var f = new SelectionFixture(o => o.HeartbeatInterval = TimeSpan.FromMinutes(1));
+        ServerEntry a = f.Add("a", capacity: 1_000_000);
+        int shift = System.Numerics.BitOperations.Log2((ulong)(f.Time.TimestampFrequency / 1000));
+        const int Rounds = 3_000;
+        var deadline = System.Diagnostics.Stopwatch.StartNew();
+        int stale = 0, rounds = 0;
+
+        // Each round, two threads count tickets (and take some back) while a third heartbeats with new figures, all
+        // starting together; when they are done the word must say what the counters say (fails when any writer
+        // leaves the word behind). The narrowest race, a stale write landing after another writer's check, is rarely
+        // hit this way; ServerLive.Refresh argues why its write-then-check closes it.
+        using var start = new Barrier(4);
+        using var done = new Barrier(4);
+        bool stop = false;
+        Thread[] writers = [.. Enumerable.Range(0, 3).Select(t => new Thread(() =>
+        {
+            for (int round = 0; ; round++)
+            {
+                start.SignalAndWait();
+                if (Volatile.Read(ref stop))
+                {
+                    return;
+                }
+
+                for (int i = 0; i < 20; i++)
+                {
+                    if (t == 2)
+                    {
+                        f.Engine.Heartbeat("a", new ServerHeartbeat(0, (round * 31 + i) % 1000, (round + i) % 7 == 0));
+                    }
+                    else
+                    {
+                        a.Live.Issue();
+                        if ((i & 1) == 0)
+                        {
+                            a.Live.Unissue();
+                        }
+                    }
+                }
+
+                done.SignalAndWait();
+            }
+        }) { IsBackground = true })];
+        foreach (Thread w in writers)
+        {
+            w.Start();
+        }
+
+        for (; rounds < Rounds && deadline.Elapsed < TimeSpan.FromSeconds(10); rounds++)
+        {
+            start.SignalAndWait();
+            done.SignalAndWait();
+            if (a.Live.Rank != RankWord.Compose(ref a.Live.Counters, a.Live.Removed, shift))
+            {
+                stale++;
+            }
+        }
+
+        Volatile.Write(ref stop, true);
+        start.SignalAndWait();
+        foreach (Thread w in writers)
+        {
+            w.Join();
+        }
+
+        Assert.That(rounds, Is.GreaterThan(100), "too few rounds to mean anything");
+        Assert.That(stale, Is.Zero, $"rounds whose rank word disagreed with the counters, of {rounds}");
+    }
 }

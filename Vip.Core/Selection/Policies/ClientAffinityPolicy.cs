@@ -7,14 +7,14 @@ namespace Vip.Selection.Policies;
 /// </summary>
 internal sealed class ClientAffinityPolicy : ISelectionPolicy
 {
-    public void Rank(ref CandidateScan scan) => scan.Run(new RendezvousKey(scan.ClientHash), randomTies: true);
+    public void Rank(ref CandidateScan scan) => scan.Run(new RendezvousKey(scan.ClientHash, scan.IdHashes), randomTies: true);
 
     public void Settle(ref CandidateScan scan, bool commit)
     {
     }
 
-    private readonly struct RendezvousKey(ulong client) : IRankKey
+    private readonly struct RendezvousKey(ulong client, ulong[] idHashes) : IRankKey
     {
-        public uint Key(ServerLive[] lives, int index, uint load) => ~(uint)(PolicyHash.Mix(client ^ lives[index].IdHash) >> 32);
+        public uint Key(int index, uint load) => ~(uint)(PolicyHash.Mix(client ^ idHashes[index]) >> 32);
     }
 }

@@ -22,8 +22,8 @@ internal interface ISelectionPolicy
 /// <summary>The ranking key of one policy (lower ranks first); a struct so the scan loop is specialised and inlined per policy.</summary>
 internal interface IRankKey
 {
-    /// <summary>The key of the server at <paramref name="index"/> (its <paramref name="load"/> is given; the rest of its figures are in <paramref name="lives"/>).</summary>
-    uint Key(ServerLive[] lives, int index, uint load);
+    /// <summary>The key of the server at <paramref name="index"/>, whose load key is <paramref name="load"/>.</summary>
+    uint Key(int index, uint load);
 }
 
 /// <summary>One entry of the short list.</summary>
@@ -39,17 +39,20 @@ internal readonly record struct Ranked(ulong Key, int Index, int Score, uint Loa
 /// </summary>
 internal ref struct CandidateScan
 {
+
     public ReadOnlySpan<ulong> Mask;
     public ServerLive[] Lives;
-    public LiveCounters[][] Chunks;
+    public ulong[] IdHashes;
+    public ulong[][] Ranks;
     public int[]? SlotMap;
     public ReadOnlySpan<Probe> Probes;
 
     /// <summary>Two scratch bitmaps as long as <see cref="Mask"/>, for preferences kept as member lists.</summary>
     public Span<ulong> Scratch0;
     public Span<ulong> Scratch1;
-    public long Now;
-    public long Expire;
+
+    /// <summary>Servers last heard before this (in rank-word units) are expired.</summary>
+    public uint HeardSince;
     public ulong Seed;
     public ulong ClientHash;
     public bool ScoreFirst;
@@ -66,39 +69,46 @@ internal ref struct CandidateScan
     {
         Filled = 0;
         SawFull = false;
+
+        // The tie-breaker (low 16 bits of the composite key): a random affine map of the index, fresh per
+        // decision, so equal keys fall differently each time; zero keeps ties in index order.
+        ulong tieScale = randomTies ? Seed | 1 : 0;
+        ulong tieShift = randomTies ? PolicyHash.Mix(Seed) : 0;
         if (Probes.Length <= 2)
         {
             switch ((SlotMap is null, ScoreFirst))
             {
                 case (true, true):
-                    Scan<TKey, SameSlots, ScoreFirstOrder>(policy, new SameSlots(Chunks), randomTies);
+                    Scan<TKey, SameSlots, ScoreFirstOrder>(policy, new SameSlots(Ranks), tieScale, tieShift);
                     break;
                 case (true, false):
-                    Scan<TKey, SameSlots, KeyFirstOrder>(policy, new SameSlots(Chunks), randomTies);
+                    Scan<TKey, SameSlots, KeyFirstOrder>(policy, new SameSlots(Ranks), tieScale, tieShift);
                     break;
                 case (false, true):
-                    Scan<TKey, MappedSlots, ScoreFirstOrder>(policy, new MappedSlots(Chunks, SlotMap!), randomTies);
+                    Scan<TKey, MappedSlots, ScoreFirstOrder>(policy, new MappedSlots(Ranks, SlotMap!), tieScale, tieShift);
                     break;
                 default:
-                    Scan<TKey, MappedSlots, KeyFirstOrder>(policy, new MappedSlots(Chunks, SlotMap!), randomTies);
+                    Scan<TKey, MappedSlots, KeyFirstOrder>(policy, new MappedSlots(Ranks, SlotMap!), tieScale, tieShift);
                     break;
             }
         }
         else if (ScoreFirst)
         {
-            ScanMany<TKey, ScoreFirstOrder>(policy, randomTies);
+            ScanMany<TKey, ScoreFirstOrder>(policy, tieScale, tieShift);
         }
         else
         {
-            ScanMany<TKey, KeyFirstOrder>(policy, randomTies);
+            ScanMany<TKey, KeyFirstOrder>(policy, tieScale, tieShift);
         }
     }
 
-    // The candidate loop, for up to two preferences (the usual case): kept small, with no call but the rare
-    // entry into the short list, so the JIT holds its values in registers. The preferences are bitmaps read once
-    // per word; each candidate's counters are one 32-byte entry of the counter table, walked in memory order; a
-    // candidate whose preference score alone ranks it below a full short list is passed over without reading them.
-    private void Scan<TKey, TSlots, TOrder>(TKey policy, TSlots slots, bool randomTies)
+    // The candidate loop, for up to two preferences (the usual case). Per bitmap word, the candidates are split by
+    // which preferences they meet into at most four groups of one score each, walked best score first: a group
+    // whose score alone ranks it below a full short list is passed over whole, and the loop over a group's
+    // members reads one 8-byte rank word each and has no call but the rare entry into the short list, so the JIT
+    // keeps its values in registers. Rank words are walked in memory order within a group.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void Scan<TKey, TSlots, TOrder>(TKey policy, TSlots slots, ulong tieScale, ulong tieShift)
         where TKey : struct, IRankKey
         where TSlots : struct, ISlots
         where TOrder : struct, IKeyOrder
@@ -125,10 +135,16 @@ internal ref struct CandidateScan
 
         pref0 = pref0[..words];
         pref1 = pref1[..words];
-        ServerLive[] lives = Lives;
 
-        // Expired: last heard before now − ExpireAfter.
-        long heardSince = Now - Expire;
+        // Weights are positive: both, then the heavier one alone, then the other, then none.
+        (ulong hiFlip, ulong loFlip, int hiWeight, int loWeight) = weight0 >= weight1 ? (flip0, flip1, weight0, weight1) : (flip1, flip0, weight1, weight0);
+        ReadOnlySpan<ulong> hiPref = weight0 >= weight1 ? pref0 : pref1;
+        ReadOnlySpan<ulong> loPref = weight0 >= weight1 ? pref1 : pref0;
+        ulong scoreBoth = TOrder.ScorePart(hiWeight + loWeight);
+        ulong scoreHi = TOrder.ScorePart(hiWeight);
+        ulong scoreLo = TOrder.ScorePart(loWeight);
+        ulong scoreNone = TOrder.ScorePart(0);
+        uint since = HeardSince;
 
         // Key of the worst kept entry once the short list is full; nothing composes to ulong.MaxValue before.
         ulong worst = ulong.MaxValue;
@@ -140,60 +156,67 @@ internal ref struct CandidateScan
                 continue;
             }
 
-            ulong hits0 = pref0[w] ^ flip0;
-            ulong hits1 = pref1[w] ^ flip1;
-            ref LiveCounters wordBase = ref slots.Word(w);
-            do
-            {
-                int bit = BitOperations.TrailingZeroCount(bits);
-                bits &= bits - 1;
-
-                // Composite key: preference score and policy key in the configured order, the tie-breaker in the
-                // low 16 bits. The score's part is known before the counters are read.
-                int score = ((int)(hits0 >> bit) & 1) * weight0 + ((int)(hits1 >> bit) & 1) * weight1;
-                ulong scorePart = TOrder.ScorePart(score);
-                if (scorePart >= worst)
-                {
-                    continue;
-                }
-
-                int i = (w << 6) + bit;
-                ref LiveCounters c = ref slots.At(ref wordBase, i, bit);
-                if (Volatile.Read(ref c.State) != (int)ServerState.Up || Volatile.Read(ref c.LastHeardTimestamp) < heardSince)
-                {
-                    continue;
-                }
-
-                int used = Volatile.Read(ref c.Active) + Volatile.Read(ref c.Issued);
-                if (used >= Volatile.Read(ref c.Capacity))
-                {
-                    SawFull = true;
-                    continue;
-                }
-
-                // used < capacity, so used × ⌊2^32 ÷ capacity⌋ < 2^32: the load as a fraction, without a division.
-                uint load = (uint)((ulong)(uint)used * Volatile.Read(ref c.LoadFactor));
-                ulong composite = scorePart | TOrder.KeyPart(policy.Key(lives, i, load));
-
-                // The tie-breaker only adds low bits: anything not below the worst kept entry already is out.
-                if (composite < worst)
-                {
-                    worst = Keep(composite, i, score, load, randomTies);
-                }
-            }
-            while (bits != 0);
+            ulong hi = hiPref[w] ^ hiFlip;
+            ulong lo = loPref[w] ^ loFlip;
+            ref ulong wordBase = ref slots.Word(w);
+            int first = w << 6;
+            worst = Walk<TKey, TSlots, TOrder>(policy, slots, ref wordBase, first, bits & hi & lo, scoreBoth, hiWeight + loWeight, since, worst, tieScale, tieShift);
+            worst = Walk<TKey, TSlots, TOrder>(policy, slots, ref wordBase, first, bits & hi & ~lo, scoreHi, hiWeight, since, worst, tieScale, tieShift);
+            worst = Walk<TKey, TSlots, TOrder>(policy, slots, ref wordBase, first, bits & ~hi & lo, scoreLo, loWeight, since, worst, tieScale, tieShift);
+            worst = Walk<TKey, TSlots, TOrder>(policy, slots, ref wordBase, first, bits & ~(hi | lo), scoreNone, 0, since, worst, tieScale, tieShift);
         }
     }
 
-    // More than two preferences (rare): each probed per candidate, counters looked up by slot.
-    private void ScanMany<TKey, TOrder>(TKey policy, bool randomTies)
+    /// <summary>Walks the members of one word that share one preference score; returns the new bar to pass.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong Walk<TKey, TSlots, TOrder>(TKey policy, TSlots slots, ref ulong wordBase, int first, ulong bits, ulong scorePart, int score, uint since, ulong worst, ulong tieScale, ulong tieShift)
+        where TKey : struct, IRankKey
+        where TSlots : struct, ISlots
+        where TOrder : struct, IKeyOrder
+    {
+        // The score alone decides against the whole group (possible only when the score ranks first).
+        if (bits == 0 || scorePart >= worst)
+        {
+            return worst;
+        }
+
+        do
+        {
+            int bit = BitOperations.TrailingZeroCount(bits);
+            bits &= bits - 1;
+            int i = first + bit;
+            ulong rank = Volatile.Read(ref slots.At(ref wordBase, i, bit));
+            if (!IsCandidate(rank, since))
+            {
+                continue;
+            }
+
+            // The tie-breaker only adds low bits: a candidate whose score and key are above the worst kept entry's
+            // is out without it.
+            ulong basis = scorePart | TOrder.KeyPart(policy.Key(i, RankWord.Key(rank)));
+            if (basis > worst)
+            {
+                continue;
+            }
+
+            ulong composite = basis | Tie(i, tieScale, tieShift);
+            if (composite < worst)
+            {
+                worst = Keep(composite, i, score, RankWord.Key(rank));
+            }
+        }
+        while (bits != 0);
+        return worst;
+    }
+
+    // More than two preferences (rare): each probed per candidate, rank words looked up by slot.
+    private void ScanMany<TKey, TOrder>(TKey policy, ulong tieScale, ulong tieShift)
         where TKey : struct, IRankKey
         where TOrder : struct, IKeyOrder
     {
         ReadOnlySpan<ulong> mask = Mask;
-        LiveCounters[][] chunks = Chunks;
-        ServerLive[] lives = Lives;
-        long heardSince = Now - Expire;
+        var slots = new MappedSlots(Ranks, SlotMap);
+        uint since = HeardSince;
         ulong worst = ulong.MaxValue;
         for (int w = 0; w < mask.Length; w++)
         {
@@ -214,50 +237,51 @@ internal ref struct CandidateScan
                     continue;
                 }
 
-                int slot = SlotMap is { } map ? map[i] : i;
-                ref LiveCounters c = ref chunks[slot >> LiveTable.ChunkShift][slot & LiveTable.ChunkMask];
-                if (Volatile.Read(ref c.State) != (int)ServerState.Up || Volatile.Read(ref c.LastHeardTimestamp) < heardSince)
+                ulong rank = Volatile.Read(ref slots.At(ref Unsafe.NullRef<ulong>(), i, 0));
+                if (IsCandidate(rank, since))
                 {
-                    continue;
-                }
-
-                int used = Volatile.Read(ref c.Active) + Volatile.Read(ref c.Issued);
-                if (used >= Volatile.Read(ref c.Capacity))
-                {
-                    SawFull = true;
-                    continue;
-                }
-
-                uint load = (uint)((ulong)(uint)used * Volatile.Read(ref c.LoadFactor));
-                ulong composite = scorePart | TOrder.KeyPart(policy.Key(lives, i, load));
-                if (composite < worst)
-                {
-                    worst = Keep(composite, i, score, load, randomTies);
+                    ulong composite = scorePart | TOrder.KeyPart(policy.Key(i, RankWord.Key(rank))) | Tie(i, tieScale, tieShift);
+                    if (composite < worst)
+                    {
+                        worst = Keep(composite, i, score, RankWord.Key(rank));
+                    }
                 }
             }
         }
     }
 
+    /// <summary>Whether a matching server's rank word makes it a candidate: heard recently, up, with room (notes a full one).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool IsCandidate(ulong rank, uint since)
+    {
+        if (RankWord.IsExpired(rank, since))
+        {
+            return false;
+        }
+
+        uint key = RankWord.Key(rank);
+        if (key < RankWord.Full)
+        {
+            return true;
+        }
+
+        SawFull |= key == RankWord.Full;
+        return false;
+    }
+
+    /// <summary>The tie-breaker of server <paramref name="i"/>: 16 bits of a random affine map of the index (0 when the scale is 0).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong Tie(int i, ulong scale, ulong shift) => (((ulong)(uint)i * scale) + shift) >> 48;
+
     /// <summary>Enters one server into the short list (dropping the worst when full); returns the new bar to pass.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ulong Keep(ulong composite, int i, int score, uint load, bool randomTies)
+    private ulong Keep(ulong composite, int i, int score, uint load)
     {
         Span<Ranked> top = Top;
         int k = top.Length;
         int filled = Filled;
-        if (randomTies)
-        {
-            composite |= PolicyHash.Random(Seed, i) & 0xFFFF;
-        }
-
         if (filled == k)
         {
-            // The loop let it in on its score and key; with its tie-breaker it may still lose to the worst kept.
-            if (composite >= top[k - 1].Key)
-            {
-                return top[k - 1].Key;
-            }
-
             filled--;
         }
 
@@ -274,39 +298,39 @@ internal ref struct CandidateScan
     }
 }
 
-/// <summary>Finds a candidate's counters: the entry for word <c>w</c> first, then per candidate.</summary>
+/// <summary>Finds a candidate's rank word: the entry for word <c>w</c> first, then per candidate.</summary>
 internal interface ISlots
 {
-    ref LiveCounters Word(int word);
+    ref ulong Word(int word);
 
-    ref LiveCounters At(ref LiveCounters word, int index, int bit);
+    ref ulong At(ref ulong word, int index, int bit);
 }
 
 /// <summary>
 /// Every server's slot is its index (no freed slot below the last one): a word's 64 servers are 64 consecutive
 /// entries of one chunk (a chunk holds a whole number of words), found once per word.
 /// </summary>
-internal readonly struct SameSlots(LiveCounters[][] chunks) : ISlots
+internal readonly struct SameSlots(ulong[][] ranks) : ISlots
 {
-    public ref LiveCounters Word(int word)
+    public ref ulong Word(int word)
     {
         const int wordsPerChunk = LiveTable.ChunkSize / 64;
-        return ref chunks[word / wordsPerChunk][(word % wordsPerChunk) * 64];
+        return ref ranks[word / wordsPerChunk][(word % wordsPerChunk) * 64];
     }
 
     // bit < 64 and the word's entry is at most ChunkSize - 64 into its chunk: the entry is inside the chunk.
-    public ref LiveCounters At(ref LiveCounters word, int index, int bit) => ref Unsafe.Add(ref word, bit);
+    public ref ulong At(ref ulong word, int index, int bit) => ref Unsafe.Add(ref word, bit);
 }
 
-/// <summary>Slots looked up per index (after deregistrations left gaps).</summary>
-internal readonly struct MappedSlots(LiveCounters[][] chunks, int[] map) : ISlots
+/// <summary>Slots looked up per index (after deregistrations left gaps; or every index is its slot when the map is null).</summary>
+internal readonly struct MappedSlots(ulong[][] ranks, int[]? map) : ISlots
 {
-    public ref LiveCounters Word(int word) => ref Unsafe.NullRef<LiveCounters>();
+    public ref ulong Word(int word) => ref Unsafe.NullRef<ulong>();
 
-    public ref LiveCounters At(ref LiveCounters word, int index, int bit)
+    public ref ulong At(ref ulong word, int index, int bit)
     {
-        int slot = map[index];
-        return ref chunks[slot >> LiveTable.ChunkShift][slot & LiveTable.ChunkMask];
+        int slot = map is null ? index : map[index];
+        return ref ranks[slot >> LiveTable.ChunkShift][slot & LiveTable.ChunkMask];
     }
 }
 

@@ -11,6 +11,6 @@ internal sealed class LeastLoadPolicy : ISelectionPolicy
 
     private readonly struct LoadKey : IRankKey
     {
-        public uint Key(ServerLive[] lives, int index, uint load) => load;
+        public uint Key(int index, uint load) => load;
     }
 }

@@ -30,6 +30,6 @@ internal sealed class PowerOfTwoChoicesPolicy : ISelectionPolicy
 
     private readonly struct RandomKey(ulong seed) : IRankKey
     {
-        public uint Key(ServerLive[] lives, int index, uint load) => (uint)(PolicyHash.Random(seed, index) >> 32);
+        public uint Key(int index, uint load) => (uint)(PolicyHash.Random(seed, index) >> 32);
     }
 }

@@ -10,7 +10,7 @@ internal sealed class WeightedRoundRobinPolicy : ISelectionPolicy
 {
     private long _virtualTime;
 
-    public void Rank(ref CandidateScan scan) => scan.Run(new PassKey(Volatile.Read(ref _virtualTime)), randomTies: false);
+    public void Rank(ref CandidateScan scan) => scan.Run(new PassKey(Volatile.Read(ref _virtualTime), scan.Lives), randomTies: false);
 
     public void Settle(ref CandidateScan scan, bool commit)
     {
@@ -51,9 +51,9 @@ internal sealed class WeightedRoundRobinPolicy : ISelectionPolicy
     /// <summary>A new server starts at the current virtual time, not at zero.</summary>
     public void OnRegistered(ServerLive live) => Volatile.Write(ref live.Pass, Volatile.Read(ref _virtualTime));
 
-    private readonly struct PassKey(long virtualTime) : IRankKey
+    private readonly struct PassKey(long virtualTime, ServerLive[] lives) : IRankKey
     {
-        public uint Key(ServerLive[] lives, int index, uint load)
+        public uint Key(int index, uint load)
         {
             long ahead = Volatile.Read(ref lives[index].Pass) - virtualTime;
             return ahead <= 0 ? 0 : ahead >= uint.MaxValue ? uint.MaxValue : (uint)ahead;
