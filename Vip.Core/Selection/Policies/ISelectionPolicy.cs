@@ -67,48 +67,65 @@ internal ref struct CandidateScan
     public void Run<TKey>(TKey policy, bool randomTies)
         where TKey : struct, IRankKey
     {
-        Filled = 0;
         SawFull = false;
 
-        // The tie-breaker (low 16 bits of the composite key): a random affine map of the index, fresh per
-        // decision, so equal keys fall differently each time; zero keeps ties in index order.
-        ulong tieScale = randomTies ? Seed | 1 : 0;
-        ulong tieShift = randomTies ? PolicyHash.Mix(Seed) : 0;
+        // The short list while scanning: composite keys only, sorted, unused entries at ulong.MaxValue (no
+        // composite reaches it), so the last entry is always the bar to pass.
+        Span<ulong> top = stackalloc ulong[Top.Length];
+        top.Fill(ulong.MaxValue);
+        TieMap tie = randomTies ? new TieMap(Seed) : TieMap.Identity;
         if (Probes.Length <= 2)
         {
             switch ((SlotMap is null, ScoreFirst))
             {
                 case (true, true):
-                    Scan<TKey, SameSlots, ScoreFirstOrder>(policy, new SameSlots(Ranks), tieScale, tieShift);
+                    Scan<TKey, SameSlots, ScoreFirstOrder>(policy, new SameSlots(Ranks), tie, top);
                     break;
                 case (true, false):
-                    Scan<TKey, SameSlots, KeyFirstOrder>(policy, new SameSlots(Ranks), tieScale, tieShift);
+                    Scan<TKey, SameSlots, KeyFirstOrder>(policy, new SameSlots(Ranks), tie, top);
                     break;
                 case (false, true):
-                    Scan<TKey, MappedSlots, ScoreFirstOrder>(policy, new MappedSlots(Ranks, SlotMap!), tieScale, tieShift);
+                    Scan<TKey, MappedSlots, ScoreFirstOrder>(policy, new MappedSlots(Ranks, SlotMap!), tie, top);
                     break;
                 default:
-                    Scan<TKey, MappedSlots, KeyFirstOrder>(policy, new MappedSlots(Ranks, SlotMap!), tieScale, tieShift);
+                    Scan<TKey, MappedSlots, KeyFirstOrder>(policy, new MappedSlots(Ranks, SlotMap!), tie, top);
                     break;
             }
         }
         else if (ScoreFirst)
         {
-            ScanMany<TKey, ScoreFirstOrder>(policy, tieScale, tieShift);
+            ScanMany<TKey, ScoreFirstOrder>(policy, tie, top);
         }
         else
         {
-            ScanMany<TKey, KeyFirstOrder>(policy, tieScale, tieShift);
+            ScanMany<TKey, KeyFirstOrder>(policy, tie, top);
         }
+
+        // The index is in the composite's low bits; score and load are looked up again for the few kept.
+        var slots = new MappedSlots(Ranks, SlotMap);
+        int filled = 0;
+        for (; filled < top.Length && top[filled] != ulong.MaxValue; filled++)
+        {
+            int i = tie.IndexOf(top[filled]);
+            int score = 0;
+            foreach (ref readonly Probe p in Probes)
+            {
+                score += p.Contains(i) ? p.Weight : 0;
+            }
+
+            Top[filled] = new Ranked(top[filled], i, score, RankWord.Key(Volatile.Read(ref slots.At(ref Unsafe.NullRef<ulong>(), i, 0))));
+        }
+
+        Filled = filled;
     }
 
     // The candidate loop, for up to two preferences (the usual case). Per bitmap word, the candidates are split by
     // which preferences they meet into at most four groups of one score each, walked best score first: a group
     // whose score alone ranks it below a full short list is passed over whole, and the loop over a group's
-    // members reads one 8-byte rank word each and has no call but the rare entry into the short list, so the JIT
-    // keeps its values in registers. Rank words are walked in memory order within a group.
+    // members reads one 8-byte rank word each and leaves its registers only for the rare entry into the short
+    // list. Rank words are walked in memory order within a group.
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private void Scan<TKey, TSlots, TOrder>(TKey policy, TSlots slots, ulong tieScale, ulong tieShift)
+    private void Scan<TKey, TSlots, TOrder>(TKey policy, TSlots slots, TieMap tie, scoped Span<ulong> top)
         where TKey : struct, IRankKey
         where TSlots : struct, ISlots
         where TOrder : struct, IKeyOrder
@@ -145,9 +162,7 @@ internal ref struct CandidateScan
         ulong scoreLo = TOrder.ScorePart(loWeight);
         ulong scoreNone = TOrder.ScorePart(0);
         uint since = HeardSince;
-
-        // Key of the worst kept entry once the short list is full; nothing composes to ulong.MaxValue before.
-        ulong worst = ulong.MaxValue;
+        ulong worst = top[^1];
         for (int w = 0; w < words; w++)
         {
             ulong bits = mask[w];
@@ -160,16 +175,16 @@ internal ref struct CandidateScan
             ulong lo = loPref[w] ^ loFlip;
             ref ulong wordBase = ref slots.Word(w);
             int first = w << 6;
-            worst = Walk<TKey, TSlots, TOrder>(policy, slots, ref wordBase, first, bits & hi & lo, scoreBoth, hiWeight + loWeight, since, worst, tieScale, tieShift);
-            worst = Walk<TKey, TSlots, TOrder>(policy, slots, ref wordBase, first, bits & hi & ~lo, scoreHi, hiWeight, since, worst, tieScale, tieShift);
-            worst = Walk<TKey, TSlots, TOrder>(policy, slots, ref wordBase, first, bits & ~hi & lo, scoreLo, loWeight, since, worst, tieScale, tieShift);
-            worst = Walk<TKey, TSlots, TOrder>(policy, slots, ref wordBase, first, bits & ~(hi | lo), scoreNone, 0, since, worst, tieScale, tieShift);
+            worst = Walk<TKey, TSlots, TOrder>(policy, slots, ref wordBase, first, bits & hi & lo, scoreBoth, since, worst, tie, top);
+            worst = Walk<TKey, TSlots, TOrder>(policy, slots, ref wordBase, first, bits & hi & ~lo, scoreHi, since, worst, tie, top);
+            worst = Walk<TKey, TSlots, TOrder>(policy, slots, ref wordBase, first, bits & ~hi & lo, scoreLo, since, worst, tie, top);
+            worst = Walk<TKey, TSlots, TOrder>(policy, slots, ref wordBase, first, bits & ~(hi | lo), scoreNone, since, worst, tie, top);
         }
     }
 
     /// <summary>Walks the members of one word that share one preference score; returns the new bar to pass.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ulong Walk<TKey, TSlots, TOrder>(TKey policy, TSlots slots, ref ulong wordBase, int first, ulong bits, ulong scorePart, int score, uint since, ulong worst, ulong tieScale, ulong tieShift)
+    private ulong Walk<TKey, TSlots, TOrder>(TKey policy, TSlots slots, ref ulong wordBase, int first, ulong bits, ulong scorePart, uint since, ulong worst, TieMap tie, scoped Span<ulong> top)
         where TKey : struct, IRankKey
         where TSlots : struct, ISlots
         where TOrder : struct, IKeyOrder
@@ -199,10 +214,10 @@ internal ref struct CandidateScan
                 continue;
             }
 
-            ulong composite = basis | Tie(i, tieScale, tieShift);
+            ulong composite = basis | tie.Map(i);
             if (composite < worst)
             {
-                worst = Keep(composite, i, score, RankWord.Key(rank));
+                worst = Keep(top, composite);
             }
         }
         while (bits != 0);
@@ -210,14 +225,14 @@ internal ref struct CandidateScan
     }
 
     // More than two preferences (rare): each probed per candidate, rank words looked up by slot.
-    private void ScanMany<TKey, TOrder>(TKey policy, ulong tieScale, ulong tieShift)
+    private void ScanMany<TKey, TOrder>(TKey policy, TieMap tie, scoped Span<ulong> top)
         where TKey : struct, IRankKey
         where TOrder : struct, IKeyOrder
     {
         ReadOnlySpan<ulong> mask = Mask;
         var slots = new MappedSlots(Ranks, SlotMap);
         uint since = HeardSince;
-        ulong worst = ulong.MaxValue;
+        ulong worst = top[^1];
         for (int w = 0; w < mask.Length; w++)
         {
             ulong bits = mask[w];
@@ -240,10 +255,10 @@ internal ref struct CandidateScan
                 ulong rank = Volatile.Read(ref slots.At(ref Unsafe.NullRef<ulong>(), i, 0));
                 if (IsCandidate(rank, since))
                 {
-                    ulong composite = scorePart | TOrder.KeyPart(policy.Key(i, RankWord.Key(rank))) | Tie(i, tieScale, tieShift);
+                    ulong composite = scorePart | TOrder.KeyPart(policy.Key(i, RankWord.Key(rank))) | tie.Map(i);
                     if (composite < worst)
                     {
-                        worst = Keep(composite, i, score, RankWord.Key(rank));
+                        worst = Keep(top, composite);
                     }
                 }
             }
@@ -269,33 +284,58 @@ internal ref struct CandidateScan
         return false;
     }
 
-    /// <summary>The tie-breaker of server <paramref name="i"/>: 16 bits of a random affine map of the index (0 when the scale is 0).</summary>
+    /// <summary>Enters a composite below the last entry into the sorted short list (the last drops out); returns the new bar.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong Tie(int i, ulong scale, ulong shift) => (((ulong)(uint)i * scale) + shift) >> 48;
-
-    /// <summary>Enters one server into the short list (dropping the worst when full); returns the new bar to pass.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ulong Keep(ulong composite, int i, int score, uint load)
+    private static ulong Keep(Span<ulong> top, ulong composite)
     {
-        Span<Ranked> top = Top;
-        int k = top.Length;
-        int filled = Filled;
-        if (filled == k)
-        {
-            filled--;
-        }
-
-        int at = filled;
-        while (at > 0 && top[at - 1].Key > composite)
+        int at = top.Length - 1;
+        while (at > 0 && top[at - 1] > composite)
         {
             top[at] = top[at - 1];
             at--;
         }
 
-        top[at] = new Ranked(composite, i, score, load);
-        Filled = ++filled;
-        return filled == k ? top[k - 1].Key : ulong.MaxValue;
+        top[at] = composite;
+        return top[^1];
     }
+}
+
+/// <summary>
+/// The tie-breaker in a composite key's low 20 bits: a bijection of the server index (up to 2^20 servers) that
+/// is random per decision, so equal keys fall differently each time and the index can be read back.
+/// The identity keeps ties in index order.
+/// </summary>
+internal readonly struct TieMap
+{
+    public const int Bits = 20;
+    private const ulong Mask = (1UL << Bits) - 1;
+
+    private readonly ulong _scale;    // odd: multiplying by it permutes the residues mod 2^20
+    private readonly ulong _inverse;  // _scale⁻¹ mod 2^64
+    private readonly ulong _flip;
+
+    public TieMap(ulong seed)
+    {
+        _scale = seed | 1;
+        _flip = PolicyHash.Mix(seed) & Mask;
+
+        // Newton's iteration for the inverse mod 2^64: each round doubles the correct low bits (3 to start).
+        ulong x = _scale;
+        for (int round = 0; round < 5; round++)
+        {
+            x *= 2 - (_scale * x);
+        }
+
+        _inverse = x;
+    }
+
+    private TieMap(ulong scale, ulong inverse, ulong flip) => (_scale, _inverse, _flip) = (scale, inverse, flip);
+
+    public static TieMap Identity => new(1, 1, 0);
+
+    public ulong Map(int index) => (((ulong)(uint)index * _scale) & Mask) ^ _flip;
+
+    public int IndexOf(ulong composite) => (int)((((composite & Mask) ^ _flip) * _inverse) & Mask);
 }
 
 /// <summary>Finds a candidate's rank word: the entry for word <c>w</c> first, then per candidate.</summary>
@@ -340,23 +380,24 @@ internal interface IKeyOrder
     /// <summary>The score's bits: a higher score is a lower key.</summary>
     static abstract ulong ScorePart(int score);
 
+    /// <summary>The policy key's bits: its top 27 bits (finer differences are ties), so no composite reaches ulong.MaxValue.</summary>
     static abstract ulong KeyPart(uint key);
 }
 
-/// <summary><see cref="PreferenceMode.ScoreFirst"/>: score in bits 48–63, policy key in 16–47.</summary>
+/// <summary><see cref="PreferenceMode.ScoreFirst"/>: score in bits 48–63, policy key in 20–46, tie-breaker in 0–19.</summary>
 internal readonly struct ScoreFirstOrder : IKeyOrder
 {
     public static ulong ScorePart(int score) => (ulong)(0xFFFF - Math.Min(score, 0xFFFF)) << 48;
 
-    public static ulong KeyPart(uint key) => (ulong)key << 16;
+    public static ulong KeyPart(uint key) => (ulong)(key >> 5) << TieMap.Bits;
 }
 
-/// <summary><see cref="PreferenceMode.TieBreak"/>: policy key in bits 32–63, score in 16–31.</summary>
+/// <summary><see cref="PreferenceMode.TieBreak"/>: policy key in bits 36–62, score in 20–35, tie-breaker in 0–19.</summary>
 internal readonly struct KeyFirstOrder : IKeyOrder
 {
-    public static ulong ScorePart(int score) => (ulong)(0xFFFF - Math.Min(score, 0xFFFF)) << 16;
+    public static ulong ScorePart(int score) => (ulong)(0xFFFF - Math.Min(score, 0xFFFF)) << TieMap.Bits;
 
-    public static ulong KeyPart(uint key) => (ulong)key << 32;
+    public static ulong KeyPart(uint key) => (ulong)(key >> 5) << 36;
 }
 
 /// <summary>Hashes shared by the policies: stable across processes (rendezvous must agree between tier-2 daemons).</summary>
