@@ -46,7 +46,7 @@ public static class HeartbeatLoadCommand
                 long target = (long)(clock.Elapsed.TotalSeconds * servers);
                 for (; due < target; due++)
                 {
-                    engine.Heartbeat(ids[next], new ServerHeartbeat(random.Next(1000), random.Next(100_000), false));
+                    engine.Heartbeat(ids[next], new ServerHeartbeat(random.Next(1000), random.Next(Fleet.Capacity / 10), false));
                     next = (next + 1) % servers;
                     Interlocked.Increment(ref sent);
                 }

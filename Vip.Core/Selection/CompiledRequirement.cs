@@ -140,6 +140,14 @@ internal readonly struct Probe
 
     public int Weight { get; }
 
+    /// <summary>Whether two probes test the same servers with the same weight (the same index objects).</summary>
+    public bool SameAs(in Probe other) =>
+        ReferenceEquals(_posting, other._posting) && ReferenceEquals(_dense, other._dense) && _negate == other._negate && Weight == other.Weight;
+
+    /// <summary>A hash of what <see cref="SameAs"/> compares.</summary>
+    public int IdentityHash() =>
+        HashCode.Combine(System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(_posting), System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(_dense), _negate, Weight);
+
     /// <summary>
     /// The preference as one bit per server, XORed with <paramref name="flip"/>: its own bitmap when it has one,
     /// else written into <paramref name="scratch"/> (at least as long as the snapshot's bitmaps).

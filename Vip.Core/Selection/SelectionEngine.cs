@@ -526,25 +526,27 @@ public sealed class SelectionEngine : IDisposable
         ClientProfile? rule = clients.MatchRule(address);
         ClientProfile? defaults = record is null ? clients.Defaults : null;
 
-        SelectionScratch scratch = SelectionScratch.For(set, compiled.Preferences.Length + _config.Preferences.Length);
-        Span<ulong> mask = scratch.Mask.AsSpan(0, set.WordCount);
-        (compiled.Filter ?? set.All).CopyTo(mask);
+        // The candidate set is the AND of a few prepared bitmaps of the snapshot: the requirement's filter terms,
+        // the task kind, and the binding keys of the client and of the task.
+        SelectionScratch scratch = SelectionScratch.For(set, compiled.Preferences.Length + _config.Preferences.Length, 2 + _config.BindingKeys.Length + request.AttributeCount);
+        ulong[][] parts = scratch.Parts;
+        int partCount = 0;
+        parts[partCount++] = compiled.Filter ?? set.All;
 
         Span<char> chars = scratch.Chars;
         if (set.KindsInUse)
         {
             if (set.TryGetKindMask(request.Kind, out ulong[]? known))
             {
-                Bits.And(mask, known);
+                parts[partCount++] = known;
             }
             else if (!Decode(request.Kind, chars, out int n))
             {
                 return Reject(SelectionOutcome.Malformed, "task kind is not valid UTF-8");
             }
-
             else
             {
-                Bits.And(mask, set.KindLookup.TryGetValue(chars[..n], out ulong[]? kindMask) ? kindMask : set.NoKindMask);
+                parts[partCount++] = set.KindLookup.TryGetValue(chars[..n], out ulong[]? kindMask) ? kindMask : set.NoKindMask;
             }
         }
 
@@ -560,11 +562,11 @@ public sealed class SelectionEngine : IDisposable
                     return Reject(SelectionOutcome.NoMatchingServer, NoMatchMessage, retryAfter: _config.NoMatchRetryAfter);
                 }
 
-                Bits.And(mask, bound);
+                parts[partCount++] = bound;
             }
             else if (_config.ReservedBindings)
             {
-                Bits.And(mask, set.Bindings[j].Absent);
+                parts[partCount++] = set.Bindings[j].Absent;
             }
         }
 
@@ -589,7 +591,10 @@ public sealed class SelectionEngine : IDisposable
                     return Reject(SelectionOutcome.NoMatchingServer, NoMatchMessage, retryAfter: _config.NoMatchRetryAfter);
                 }
 
-                Bits.And(mask, bound);
+                if (partCount < parts.Length)
+                {
+                    parts[partCount++] = bound;
+                }
             }
         }
 
@@ -617,11 +622,9 @@ public sealed class SelectionEngine : IDisposable
             }
         }
 
-        // One pass over the matching servers: drop those not up, expired or full; rank the rest.
         long heardSince = _time.GetTimestamp() - _expireTicks;
         var scan = new CandidateScan
         {
-            Mask = mask,
             Lives = set.Live,
             IdHashes = set.IdHashes,
             Ranks = set.Ranks,
@@ -635,6 +638,22 @@ public sealed class SelectionEngine : IDisposable
             ScoreFirst = _config.PreferenceMode == PreferenceMode.ScoreFirst,
             Top = scratch.Top.AsSpan(0, 1 + _config.MaxAlternatives),
         };
+
+        // Least load, for real: the thread's short list for this query, brought up to date from the change log.
+        if (commit && _config.Policy == SelectionPolicy.LeastLoad)
+        {
+            return DecideFromShortList(set, scratch, parts.AsSpan(0, partCount), ref scan, heardSince);
+        }
+
+        // Otherwise one pass over the matching servers: drop those not up, expired or full; rank the rest.
+        Span<ulong> mask = scratch.Mask.AsSpan(0, set.WordCount);
+        parts[0].CopyTo(mask);
+        for (int k = 1; k < partCount; k++)
+        {
+            Bits.And(mask, parts[k]);
+        }
+
+        scan.Mask = mask;
         _policy.Rank(ref scan);
         while (DropUnfit(ref scan, mask, heardSince))
         {
@@ -663,6 +682,107 @@ public sealed class SelectionEngine : IDisposable
         }
 
         return new SelectionResult(set, chosen, alternatives);
+    }
+
+    /// <summary>
+    /// A least-load decision from this thread's short list for the query: apply the logged changes, rebuild from a
+    /// walk when the list ran short (or is new), check the head against the counters, then choose at random among
+    /// the entries that tie with the best on score and load (the walk would break that tie at random too).
+    /// </summary>
+    private SelectionResult DecideFromShortList(ServerSet set, SelectionScratch scratch, ReadOnlySpan<ulong[]> parts, ref CandidateScan scan, long heardSince)
+    {
+        ReadOnlySpan<Probe> probes = scan.Probes;
+        int hash = ShortList.HashOf(set, parts, probes);
+        ref ShortList? slot = ref scratch.ShortLists[hash & (scratch.ShortLists.Length - 1)];
+        ShortList list = slot ??= new ShortList();
+        int wanted = 1 + _config.MaxAlternatives;
+        ChangeLog log = _table.Log;
+
+        // A walk costs about a word per 64 servers and a few ns per candidate; past this many changes it is cheaper.
+        int most = Math.Max(64, set.Count / 16);
+        bool rebuilt = false;
+        if (!list.IsFor(set, hash, parts, probes) || !list.CatchUp(log, set, probes, scan.HeardSince, scan.ScoreFirst, most))
+        {
+            list.Rebuild(set, hash, parts, probes, ref scan, new TieMap(scan.Seed), log);
+            rebuilt = true;
+        }
+
+        while (true)
+        {
+            // Short of alternatives while candidates may be missing (or nothing at all to tell full from none): walk.
+            if (!rebuilt && (list.Count == 0 || (list.Count < wanted && list.Bound != ulong.MaxValue)))
+            {
+                list.Rebuild(set, hash, parts, probes, ref scan, new TieMap(scan.Seed), log);
+                rebuilt = true;
+            }
+
+            if (!DropUnfit(list, set, Math.Min(wanted, list.Count), scan.HeardSince, heardSince))
+            {
+                break;
+            }
+
+            rebuilt = false;
+        }
+
+        if (list.Count == 0)
+        {
+            return list.SawFull
+                ? Reject(SelectionOutcome.Overloaded, OverloadedMessage, retryAfter: _config.OverloadedRetryAfter)
+                : Reject(SelectionOutcome.NoMatchingServer, NoMatchMessage, retryAfter: _config.NoMatchRetryAfter);
+        }
+
+        int tied = list.TiedAtHead();
+        int pick = tied > 1 ? (int)(scan.Seed % (ulong)tied) : 0;
+        int chosen = list.Tie.IndexOf(list[pick]);
+        set.Live[chosen].Issue();
+        SelectionMetrics.Decisions.Add(1, SelectionMetrics.OutcomeTag(SelectionOutcome.Selected));
+
+        int count = Math.Min(wanted, list.Count) - 1;
+        Span<int> alternatives = scratch.Alternatives.AsSpan(0, count);
+        for (int a = 0, k = 0; a < count; k++)
+        {
+            if (k != pick)
+            {
+                alternatives[a++] = list.Tie.IndexOf(list[k]);
+            }
+        }
+
+        return new SelectionResult(set, chosen, alternatives);
+    }
+
+    /// <summary>
+    /// Checks the first <paramref name="head"/> entries of a short list against the counters and takes out any
+    /// that must not be chosen now (as <see cref="DropUnfit(ref CandidateScan, Span{ulong}, long)"/> does for a
+    /// walk; also those whose rank word says no, for a change whose log entry is not visible yet).
+    /// </summary>
+    private static bool DropUnfit(ShortList list, ServerSet set, int head, uint since, long heardSince)
+    {
+        bool any = false;
+        for (int k = 0; k < head && k < list.Count; k++)
+        {
+            int i = list.Tie.IndexOf(list[k]);
+            ServerLive live = set.Live[i];
+            if (live.Removed)
+            {
+                // Its slot may hold another server now: a walk would read that server's word, so out of the set.
+                list.Exclude(i);
+            }
+            else if (live.LastHeardTimestamp < heardSince || !CandidateScan.IsCandidate(set.RankOf(i), since))
+            {
+                // Expired ones are marked, so their word says no from now on (to a rebuild's walk too).
+                live.MarkStaleIfHeardBefore(heardSince);
+                list.Remove(list[k] & TieMap.Mask);
+            }
+            else
+            {
+                continue;
+            }
+
+            k--;
+            any = true;
+        }
+
+        return any;
     }
 
     /// <summary>

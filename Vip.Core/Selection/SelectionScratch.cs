@@ -19,9 +19,20 @@ internal sealed class SelectionScratch
     public readonly Ranked[] Top = new Ranked[1 + SelectionResult.MaxAlternatives];
     public readonly int[] Alternatives = new int[SelectionResult.MaxAlternatives];
 
-    public static SelectionScratch For(ServerSet set, int probes)
+    /// <summary>The bitmaps whose AND is a decision's candidate set.</summary>
+    public ulong[][] Parts = new ulong[8][];
+
+    /// <summary>This thread's least-load short lists, by query hash (direct-mapped; a collision rebuilds).</summary>
+    public readonly ShortList?[] ShortLists = new ShortList?[16];
+
+    public static SelectionScratch For(ServerSet set, int probes, int parts)
     {
         SelectionScratch s = t_current ??= new SelectionScratch();
+        if (s.Parts.Length < parts)
+        {
+            s.Parts = new ulong[parts][];
+        }
+
         if (s.Mask.Length < set.WordCount)
         {
             s.Mask = new ulong[set.WordCount];

@@ -97,6 +97,9 @@ internal sealed class LiveTable
     /// <summary>Clock ticks per rank-word time unit, as a shift.</summary>
     public int HeardShift { get; }
 
+    /// <summary>The slots whose rank word changed, in order.</summary>
+    public ChangeLog Log { get; } = new();
+
     /// <summary>The rank-word chunks as they stand (a snapshot keeps the array it was built with; it covers all of its slots).</summary>
     public ulong[][] Ranks => Volatile.Read(ref _ranks);
 
@@ -126,7 +129,7 @@ internal sealed class LiveTable
         ulong[] rankChunk = _ranks[slot >> ChunkShift];
         chunk[offset] = default;
         Volatile.Write(ref rankChunk[offset], RankWord.Unused);
-        return new ServerLive(slot, chunk, rankChunk, offset, idHash, HeardShift);
+        return new ServerLive(slot, chunk, rankChunk, offset, idHash, this);
     }
 
     /// <summary>Marks a removed server's slot for reuse once the next snapshot is published.</summary>
@@ -154,15 +157,15 @@ internal sealed class ServerLive
     private readonly LiveCounters[] _chunk;
     private readonly ulong[] _ranks;
     private readonly int _offset;
-    private readonly int _heardShift;
+    private readonly LiveTable _table;
 
-    public ServerLive(int slot, LiveCounters[] chunk, ulong[] ranks, int offset, ulong idHash, int heardShift)
+    public ServerLive(int slot, LiveCounters[] chunk, ulong[] ranks, int offset, ulong idHash, LiveTable table)
     {
         Slot = slot;
         _chunk = chunk;
         _ranks = ranks;
         _offset = offset;
-        _heardShift = heardShift;
+        _table = table;
         IdHash = idHash;
     }
 
@@ -295,23 +298,27 @@ internal sealed class ServerLive
     /// tickets), so each writes, then checks the counters still give what it wrote, and writes again if not:
     /// the last write is always checked against the last change, so the word ends equal to the counters. The
     /// write is an interlocked exchange (a full fence): the check must not read the counters before the write is
-    /// visible, or a slower writer's stale word could land after a faster writer's check.
+    /// visible, or a slower writer's stale word could land after a faster writer's check. The change then goes
+    /// into the table's <see cref="ChangeLog"/>.
     /// </summary>
     private void Refresh()
     {
         ref LiveCounters c = ref Counters;
         ref ulong rank = ref _ranks[_offset];
-        ulong word = RankWord.Compose(ref c, Volatile.Read(ref _removed), _heardShift);
+        int shift = _table.HeardShift;
+        ulong word = RankWord.Compose(ref c, Volatile.Read(ref _removed), shift);
         while (true)
         {
             Interlocked.Exchange(ref rank, word);
-            ulong again = RankWord.Compose(ref c, Volatile.Read(ref _removed), _heardShift);
+            ulong again = RankWord.Compose(ref c, Volatile.Read(ref _removed), shift);
             if (again == word)
             {
-                return;
+                break;
             }
 
             word = again;
         }
+
+        _table.Log.Append(Slot);
     }
 }

@@ -33,6 +33,15 @@ public sealed class ServerSet : IReadOnlyList<ServerEntry>
         }
 
         SlotMap = sameSlots ? null : [.. entries.Select(e => e.Live.Slot)];
+        if (SlotMap is { } map)
+        {
+            IndexBySlot = new int[map.Max() + 1];
+            Array.Fill(IndexBySlot, -1);
+            for (int i = 0; i < n; i++)
+            {
+                IndexBySlot[map[i]] = i;
+            }
+        }
         _byId = new Dictionary<string, int>(n, StringComparer.Ordinal);
         var keys = new Dictionary<string, (List<int> Exists, Dictionary<string, List<int>> Values)>(StringComparer.Ordinal);
         var kinds = new Dictionary<string, List<int>>(StringComparer.Ordinal);
@@ -206,6 +215,20 @@ public sealed class ServerSet : IReadOnlyList<ServerEntry>
 
     /// <summary>The counter slot of each index; null when every server's slot is its index (no freed slot in between).</summary>
     internal int[]? SlotMap { get; }
+
+    /// <summary>The index of each counter slot (-1: not in this snapshot); null when every index is its slot.</summary>
+    internal int[]? IndexBySlot { get; }
+
+    /// <summary>The index of the server at a counter slot, or -1 when this snapshot does not hold it.</summary>
+    internal int IndexOfSlot(int slot) =>
+        IndexBySlot is { } map ? ((uint)slot < (uint)map.Length ? map[slot] : -1) : ((uint)slot < (uint)Count ? slot : -1);
+
+    /// <summary>The rank word of the server at an index.</summary>
+    internal ulong RankOf(int index)
+    {
+        int slot = SlotMap is { } map ? map[index] : index;
+        return Volatile.Read(ref Ranks[slot >> LiveTable.ChunkShift][slot & LiveTable.ChunkMask]);
+    }
 
     internal Dictionary<string, KeyIndex> Keys { get; }
 

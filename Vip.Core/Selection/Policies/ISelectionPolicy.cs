@@ -67,13 +67,32 @@ internal ref struct CandidateScan
     public void Run<TKey>(TKey policy, bool randomTies)
         where TKey : struct, IRankKey
     {
-        SawFull = false;
-
         // The short list while scanning: composite keys only, sorted, unused entries at ulong.MaxValue (no
         // composite reaches it), so the last entry is always the bar to pass.
         Span<ulong> top = stackalloc ulong[Top.Length];
-        top.Fill(ulong.MaxValue);
         TieMap tie = randomTies ? new TieMap(Seed) : TieMap.Identity;
+        int filled = Collect(policy, tie, top);
+
+        // The index is in the composite's low bits; score and load are looked up again for the few kept.
+        var slots = new MappedSlots(Ranks, SlotMap);
+        for (int k = 0; k < filled; k++)
+        {
+            int i = tie.IndexOf(top[k]);
+            Top[k] = new Ranked(top[k], i, ScoreOf(i), RankWord.Key(Volatile.Read(ref slots.At(ref Unsafe.NullRef<ulong>(), i, 0))));
+        }
+
+        Filled = filled;
+    }
+
+    /// <summary>
+    /// Scans the candidates and keeps the best <c>top.Length</c> composite keys in <paramref name="top"/>, sorted;
+    /// returns how many there are (fewer when there are fewer candidates). Sets <see cref="SawFull"/>.
+    /// </summary>
+    public int Collect<TKey>(TKey policy, TieMap tie, scoped Span<ulong> top)
+        where TKey : struct, IRankKey
+    {
+        SawFull = false;
+        top.Fill(ulong.MaxValue);
         if (Probes.Length <= 2)
         {
             switch ((SlotMap is null, ScoreFirst))
@@ -101,23 +120,35 @@ internal ref struct CandidateScan
             ScanMany<TKey, KeyFirstOrder>(policy, tie, top);
         }
 
-        // The index is in the composite's low bits; score and load are looked up again for the few kept.
-        var slots = new MappedSlots(Ranks, SlotMap);
         int filled = 0;
-        for (; filled < top.Length && top[filled] != ulong.MaxValue; filled++)
+        while (filled < top.Length && top[filled] != ulong.MaxValue)
         {
-            int i = tie.IndexOf(top[filled]);
-            int score = 0;
-            foreach (ref readonly Probe p in Probes)
-            {
-                score += p.Contains(i) ? p.Weight : 0;
-            }
-
-            Top[filled] = new Ranked(top[filled], i, score, RankWord.Key(Volatile.Read(ref slots.At(ref Unsafe.NullRef<ulong>(), i, 0))));
+            filled++;
         }
 
-        Filled = filled;
+        return filled;
     }
+
+    /// <summary>The preference score of server <paramref name="i"/>.</summary>
+    public readonly int ScoreOf(int i)
+    {
+        int score = 0;
+        foreach (ref readonly Probe p in Probes)
+        {
+            score += p.Contains(i) ? p.Weight : 0;
+        }
+
+        return score;
+    }
+
+    /// <summary>The composite key of one candidate, as the scan composes it.</summary>
+    public static ulong Composite(bool scoreFirst, int score, uint key, ulong tieBits) =>
+        scoreFirst
+            ? ScoreFirstOrder.ScorePart(score) | ScoreFirstOrder.KeyPart(key) | tieBits
+            : KeyFirstOrder.ScorePart(score) | KeyFirstOrder.KeyPart(key) | tieBits;
+
+    /// <summary>Whether a matching server's rank word makes it a candidate (heard recently, up, with room), without noting full ones.</summary>
+    public static bool IsCandidate(ulong rank, uint since) => !RankWord.IsExpired(rank, since) && RankWord.Key(rank) < RankWord.Full;
 
     // The candidate loop, for up to two preferences (the usual case). Per bitmap word, the candidates are split by
     // which preferences they meet into at most four groups of one score each, walked best score first: a group
@@ -201,7 +232,7 @@ internal ref struct CandidateScan
             bits &= bits - 1;
             int i = first + bit;
             ulong rank = Volatile.Read(ref slots.At(ref wordBase, i, bit));
-            if (!IsCandidate(rank, since))
+            if (!IsCandidateNotingFull(rank, since))
             {
                 continue;
             }
@@ -253,7 +284,7 @@ internal ref struct CandidateScan
                 }
 
                 ulong rank = Volatile.Read(ref slots.At(ref Unsafe.NullRef<ulong>(), i, 0));
-                if (IsCandidate(rank, since))
+                if (IsCandidateNotingFull(rank, since))
                 {
                     ulong composite = scorePart | TOrder.KeyPart(policy.Key(i, RankWord.Key(rank))) | tie.Map(i);
                     if (composite < worst)
@@ -267,7 +298,7 @@ internal ref struct CandidateScan
 
     /// <summary>Whether a matching server's rank word makes it a candidate: heard recently, up, with room (notes a full one).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool IsCandidate(ulong rank, uint since)
+    private bool IsCandidateNotingFull(ulong rank, uint since)
     {
         if (RankWord.IsExpired(rank, since))
         {
@@ -308,7 +339,7 @@ internal ref struct CandidateScan
 internal readonly struct TieMap
 {
     public const int Bits = 20;
-    private const ulong Mask = (1UL << Bits) - 1;
+    public const ulong Mask = (1UL << Bits) - 1;
 
     private readonly ulong _scale;    // odd: multiplying by it permutes the residues mod 2^20
     private readonly ulong _inverse;  // _scale⁻¹ mod 2^64

@@ -9,7 +9,8 @@ internal sealed class LeastLoadPolicy : ISelectionPolicy
     {
     }
 
-    private readonly struct LoadKey : IRankKey
+    /// <summary>The load key itself (the short lists rank by it too).</summary>
+    internal readonly struct LoadKey : IRankKey
     {
         public uint Key(int index, uint load) => load;
     }
