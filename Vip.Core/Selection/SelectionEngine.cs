@@ -632,6 +632,7 @@ public sealed class SelectionEngine : IDisposable
             Probes = probes.AsSpan(0, probeCount),
             Scratch0 = scratch.Preference0.AsSpan(0, set.WordCount),
             Scratch1 = scratch.Preference1.AsSpan(0, set.WordCount),
+            Scratch2 = scratch.Tier.AsSpan(0, set.WordCount),
             HeardSince = RankWord.Heard(heardSince, _table.HeardShift),
             Seed = NextSeed(),
             ClientHash = _config.Policy == SelectionPolicy.ClientAffinity ? PolicyHash.Stable(request.ClientId) : 0,
@@ -707,6 +708,7 @@ public sealed class SelectionEngine : IDisposable
             rebuilt = true;
         }
 
+        int pick;
         while (true)
         {
             // Short of alternatives while candidates may be missing (or nothing at all to tell full from none): walk.
@@ -716,23 +718,43 @@ public sealed class SelectionEngine : IDisposable
                 rebuilt = true;
             }
 
-            if (!DropUnfit(list, set, Math.Min(wanted, list.Count), scan.HeardSince, heardSince))
+            bool dropped = false;
+            for (int k = 0; k < wanted && k < list.Count; k++)
+            {
+                if (TakeOutIfUnfit(list, set, k, scan.HeardSince, heardSince))
+                {
+                    k--;
+                    dropped = true;
+                }
+            }
+
+            if (list.Count == 0)
+            {
+                if (dropped && !rebuilt)
+                {
+                    continue;
+                }
+
+                return list.SawFull
+                    ? Reject(SelectionOutcome.Overloaded, OverloadedMessage, retryAfter: _config.OverloadedRetryAfter)
+                    : Reject(SelectionOutcome.NoMatchingServer, NoMatchMessage, retryAfter: _config.NoMatchRetryAfter);
+            }
+
+            if (dropped)
+            {
+                rebuilt = false;
+                continue;
+            }
+
+            // The choice: at random among the entries tied with the best; one beyond the checked head is checked too.
+            int tied = list.TiedAtHead();
+            pick = tied > 1 ? (int)(scan.Seed % (ulong)tied) : 0;
+            if (pick < wanted || !TakeOutIfUnfit(list, set, pick, scan.HeardSince, heardSince))
             {
                 break;
             }
-
-            rebuilt = false;
         }
 
-        if (list.Count == 0)
-        {
-            return list.SawFull
-                ? Reject(SelectionOutcome.Overloaded, OverloadedMessage, retryAfter: _config.OverloadedRetryAfter)
-                : Reject(SelectionOutcome.NoMatchingServer, NoMatchMessage, retryAfter: _config.NoMatchRetryAfter);
-        }
-
-        int tied = list.TiedAtHead();
-        int pick = tied > 1 ? (int)(scan.Seed % (ulong)tied) : 0;
         int chosen = list.Tie.IndexOf(list[pick]);
         set.Live[chosen].Issue();
         SelectionMetrics.Decisions.Add(1, SelectionMetrics.OutcomeTag(SelectionOutcome.Selected));
@@ -751,38 +773,30 @@ public sealed class SelectionEngine : IDisposable
     }
 
     /// <summary>
-    /// Checks the first <paramref name="head"/> entries of a short list against the counters and takes out any
-    /// that must not be chosen now (as <see cref="DropUnfit(ref CandidateScan, Span{ulong}, long)"/> does for a
-    /// walk; also those whose rank word says no, for a change whose log entry is not visible yet).
+    /// Checks one entry of a short list against the counters and takes it out when it must not be chosen now (as
+    /// <see cref="DropUnfit(ref CandidateScan, Span{ulong}, long)"/> does for a walk; also when its rank word says
+    /// no, for a change whose log entry is not visible yet). True when it was taken out.
     /// </summary>
-    private static bool DropUnfit(ShortList list, ServerSet set, int head, uint since, long heardSince)
+    private static bool TakeOutIfUnfit(ShortList list, ServerSet set, int position, uint since, long heardSince)
     {
-        bool any = false;
-        for (int k = 0; k < head && k < list.Count; k++)
+        int i = list.Tie.IndexOf(list[position]);
+        ServerLive live = set.Live[i];
+        if (live.Removed)
         {
-            int i = list.Tie.IndexOf(list[k]);
-            ServerLive live = set.Live[i];
-            if (live.Removed)
-            {
-                // Its slot may hold another server now: a walk would read that server's word, so out of the set.
-                list.Exclude(i);
-            }
-            else if (live.LastHeardTimestamp < heardSince || !CandidateScan.IsCandidate(set.RankOf(i), since))
-            {
-                // Expired ones are marked, so their word says no from now on (to a rebuild's walk too).
-                live.MarkStaleIfHeardBefore(heardSince);
-                list.Remove(list[k] & TieMap.Mask);
-            }
-            else
-            {
-                continue;
-            }
-
-            k--;
-            any = true;
+            // Its slot may hold another server now: a walk would read that server's word, so out of the set.
+            list.Exclude(i);
+            return true;
         }
 
-        return any;
+        if (live.LastHeardTimestamp < heardSince || !CandidateScan.IsCandidate(set.RankOf(i), since))
+        {
+            // Expired ones are marked, so their word says no from now on (to a rebuild's walk too).
+            live.MarkStaleIfHeardBefore(heardSince);
+            list.Remove(list[position] & TieMap.Mask);
+            return true;
+        }
+
+        return false;
     }
 
     /// <summary>

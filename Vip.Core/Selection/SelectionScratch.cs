@@ -14,6 +14,7 @@ internal sealed class SelectionScratch
     public ulong[] Mask = [];
     public ulong[] Preference0 = [];
     public ulong[] Preference1 = [];
+    public ulong[] Tier = [];
     public Probe[] Probes = new Probe[64];
     public readonly char[] Chars = new char[256];
     public readonly Ranked[] Top = new Ranked[1 + SelectionResult.MaxAlternatives];
@@ -38,6 +39,7 @@ internal sealed class SelectionScratch
             s.Mask = new ulong[set.WordCount];
             s.Preference0 = new ulong[set.WordCount];
             s.Preference1 = new ulong[set.WordCount];
+            s.Tier = new ulong[set.WordCount];
         }
 
         if (s.Probes.Length < probes)

@@ -116,7 +116,8 @@ public class SelectionShortListTests
     private static void Check(SelectionEngine engine, string requirement)
     {
         SelectionRequest request = SelectionRequest.Create("c1", IPAddress.Loopback, "echo", null, requirement);
-        ServerVerdict[] kept = [.. engine.Explain(request).Servers.Where(v => v.Kept)];
+        ServerVerdict[] all = [.. engine.Explain(request).Servers];
+        ServerVerdict[] kept = [.. all.Where(v => v.Kept)];
         SelectionResult r = engine.Select(request);
         if (kept.Length == 0)
         {
@@ -127,7 +128,8 @@ public class SelectionShortListTests
         Assert.That(r.IsSelected, Is.True, $"'{requirement}': {kept.Length} kept, yet {r.Outcome}");
         Dictionary<string, ServerVerdict> byId = kept.ToDictionary(v => v.Server.Id);
         string[] chosen = [r.Server!.Id, .. Enumerable.Range(0, r.AlternativeCount).Select(a => r.GetAlternative(a).Id)];
-        Assert.That(chosen.All(byId.ContainsKey), Is.True, $"'{requirement}': every choice is a candidate ({string.Join(",", chosen)})");
+        string[] strays = [.. chosen.Where(id => !byId.ContainsKey(id)).Select(id => all.Single(v => v.Server.Id == id)).Select(v => $"{v.Server.Id}: {v.Reason} {v.Detail}")];
+        Assert.That(strays, Is.Empty, $"'{requirement}': every choice is a candidate ({string.Join(",", chosen)})");
         Assert.That(chosen, Is.Unique);
         Assert.That(chosen, Has.Length.EqualTo(Math.Min(kept.Length, 1 + engine.Options.MaxAlternatives)));
 

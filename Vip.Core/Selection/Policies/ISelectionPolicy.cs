@@ -51,6 +51,9 @@ internal ref struct CandidateScan
     public Span<ulong> Scratch0;
     public Span<ulong> Scratch1;
 
+    /// <summary>A third scratch bitmap (a policy's own use).</summary>
+    public Span<ulong> Scratch2;
+
     /// <summary>Servers last heard before this (in rank-word units) are expired.</summary>
     public uint HeardSince;
     public ulong Seed;
@@ -128,6 +131,9 @@ internal ref struct CandidateScan
 
         return filled;
     }
+
+    /// <summary>The rank word of server <paramref name="i"/>.</summary>
+    public readonly ulong RankOf(int i) => Volatile.Read(ref new MappedSlots(Ranks, SlotMap).At(ref Unsafe.NullRef<ulong>(), i, 0));
 
     /// <summary>The preference score of server <paramref name="i"/>.</summary>
     public readonly int ScoreOf(int i)
