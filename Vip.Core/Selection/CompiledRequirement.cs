@@ -140,6 +140,18 @@ internal readonly struct Probe
 
     public int Weight { get; }
 
+    /// <summary>The preference score of server <paramref name="i"/>: the weights of the probes it satisfies.</summary>
+    public static int Score(ReadOnlySpan<Probe> probes, int i)
+    {
+        int score = 0;
+        foreach (ref readonly Probe p in probes)
+        {
+            score += p.Contains(i) ? p.Weight : 0;
+        }
+
+        return score;
+    }
+
     /// <summary>Whether two probes test the same servers with the same weight (the same index objects).</summary>
     public bool SameAs(in Probe other) =>
         ReferenceEquals(_posting, other._posting) && ReferenceEquals(_dense, other._dense) && _negate == other._negate && Weight == other.Weight;

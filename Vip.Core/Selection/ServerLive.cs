@@ -3,7 +3,8 @@ namespace Vip.Selection;
 /// <summary>
 /// One app server's live counters (the truth), by slot in a <see cref="LiveTable"/>: written in place by
 /// heartbeats (volatile stores) and by ticket counting (Interlocked); each field is consistent on its own.
-/// Decisions do not read them: they read the server's <see cref="RankWord"/>, which every writer re-derives.
+/// A walk over the candidates does not read them: it reads each server's <see cref="RankWord"/>, which every writer
+/// re-derives; only the few servers a decision keeps are checked here (exact expiry).
 /// </summary>
 internal struct LiveCounters
 {

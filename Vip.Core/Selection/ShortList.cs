@@ -184,13 +184,7 @@ internal sealed class ShortList
             return;
         }
 
-        int score = 0;
-        foreach (ref readonly Probe p in probes)
-        {
-            score += p.Contains(i) ? p.Weight : 0;
-        }
-
-        ulong composite = CandidateScan.Composite(scoreFirst, score, RankWord.Key(rank), tieBits);
+        ulong composite = CandidateScan.Composite(scoreFirst, Probe.Score(probes, i), RankWord.Key(rank), tieBits);
         if (composite >= Bound)
         {
             return;

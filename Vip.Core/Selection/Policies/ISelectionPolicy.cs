@@ -136,16 +136,7 @@ internal ref struct CandidateScan
     public readonly ulong RankOf(int i) => Volatile.Read(ref new MappedSlots(Ranks, SlotMap).At(ref Unsafe.NullRef<ulong>(), i, 0));
 
     /// <summary>The preference score of server <paramref name="i"/>.</summary>
-    public readonly int ScoreOf(int i)
-    {
-        int score = 0;
-        foreach (ref readonly Probe p in Probes)
-        {
-            score += p.Contains(i) ? p.Weight : 0;
-        }
-
-        return score;
-    }
+    public readonly int ScoreOf(int i) => Probe.Score(Probes, i);
 
     /// <summary>The composite key of one candidate, as the scan composes it.</summary>
     public static ulong Composite(bool scoreFirst, int score, uint key, ulong tieBits) =>
@@ -277,12 +268,7 @@ internal ref struct CandidateScan
             {
                 int i = (w << 6) + BitOperations.TrailingZeroCount(bits);
                 bits &= bits - 1;
-                int score = 0;
-                foreach (ref readonly Probe p in Probes)
-                {
-                    score += p.Contains(i) ? p.Weight : 0;
-                }
-
+                int score = Probe.Score(Probes, i);
                 ulong scorePart = TOrder.ScorePart(score);
                 if (scorePart >= worst)
                 {
