@@ -348,19 +348,27 @@ public class SelectionStateTests
             f.Engine.Select(new SelectionRequest("c1"u8, address, "echo"u8, attrs, requirement));
         }
 
-        int selected = 0;
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 1000; i++)
+        // Rounds of 1 000 decisions; the quietest must allocate nothing. A decision that allocates shows in every
+        // round; a one-time cost of something else on this thread shows in one round only (seen rarely in whole-
+        // suite runs: one round of 5 776 bytes once, with different policies; its cause was not found).
+        var allocations = new List<long>();
+        for (int round = 0; round < 3; round++)
         {
-            if (f.Engine.Select(new SelectionRequest("c1"u8, address, "echo"u8, attrs, requirement)).IsSelected)
+            int selected = 0;
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 1000; i++)
             {
-                selected++;
+                if (f.Engine.Select(new SelectionRequest("c1"u8, address, "echo"u8, attrs, requirement)).IsSelected)
+                {
+                    selected++;
+                }
             }
+
+            allocations.Add(GC.GetAllocatedBytesForCurrentThread() - before);
+            Assert.That(selected, Is.EqualTo(1000));
         }
 
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.That(selected, Is.EqualTo(1000));
-        Assert.That(allocated, Is.Zero);
+        Assert.That(allocations.Min(), Is.Zero, $"bytes allocated per round of 1 000 decisions: {string.Join(", ", allocations)}");
     }
 }
 
