@@ -19,7 +19,7 @@ internal struct LiveCounters
 
 /// <summary>
 /// What a decision reads per candidate, packed in one 64-bit word per server so the candidate walk touches
-/// 8 bytes (three servers' words share a cache line at the usual candidate spacing) and reads them atomically:
+/// 8 bytes (eight servers' words to a cache line, against two servers' 32-byte counters) and reads them atomically:
 /// the high half is the last heartbeat in coarse time units (<see cref="LiveTable.HeardShift"/>), the low half
 /// the load key — (active + issued) ÷ capacity as a 32-bit fraction, or <see cref="Full"/>, or <see cref="Down"/>.
 /// </summary>
