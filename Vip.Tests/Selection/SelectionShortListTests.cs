@@ -109,6 +109,39 @@ public class SelectionShortListTests
         Assert.That(f.Pick().Server?.Id, Is.EqualTo("s042"));
     }
 
+    [Test]
+    public void Power_of_two_choices_draws_from_the_best_preference_tier_and_spills_over_when_it_is_full()
+    {
+        // 100 servers, the even ones with ssd; "ssd:10" ranks them first. Draws must come from the ssd tier, spread
+        // over it; once the tier is full, the walk takes over and finds the rest.
+        using var f = new SelectionFixture(o => o.Policy = SelectionPolicy.PowerOfTwoChoices, seed: 9);
+        for (int i = 0; i < 100; i++)
+        {
+            f.Add($"s{i:D3}", 1000, i % 2 == 0 ? ["ssd=yes"] : []);
+        }
+
+        var picked = new HashSet<string>();
+        for (int n = 0; n < 200; n++)
+        {
+            SelectionResult r = f.Pick("ssd:10");
+            string[] listed = [r.Server!.Id, .. Enumerable.Range(0, r.AlternativeCount).Select(a => r.GetAlternative(a).Id)];
+            Assert.That(listed, Has.Length.EqualTo(3).And.Unique);
+            Assert.That(listed.All(id => int.Parse(id[1..]) % 2 == 0), Is.True, $"every draw from the ssd tier: {string.Join(",", listed)}");
+            picked.Add(r.Server.Id);
+        }
+
+        Assert.That(picked, Has.Count.GreaterThan(30), "draws spread over the tier");
+
+        for (int i = 0; i < 100; i += 2)
+        {
+            f.Beat($"s{i:D3}", active: 1000);
+        }
+
+        SelectionResult spill = f.Pick("ssd:10");
+        Assert.That(spill.IsSelected, Is.True);
+        Assert.That(int.Parse(spill.Server!.Id[1..]) % 2, Is.EqualTo(1), "the ssd tier is full: the others take the work");
+    }
+
     private static ServerRegistration Registration(int i) =>
         new($"s{i:D3}", new IPEndPoint(IPAddress.Loopback, 9000 + i), Capacity, SelectionFixture.Attrs($"rack=r{i % 3}"));
 
