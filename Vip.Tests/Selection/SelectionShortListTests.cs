@@ -6,9 +6,9 @@ using Vip.Selection;
 namespace Vip.Tests.Selection;
 
 /// <summary>
-/// Least-load decisions come from a per-thread short list kept up to date from the change log; explain's dry
-/// run walks every server instead. Through any mix of picks, heartbeats, drains, expiry and re-registration the
-/// two must agree on who is best.
+/// Decisions that skip the walk over every candidate — least load's per-thread short list kept up to date from the
+/// change log, power of two choices' draws from the bitmap — against explain's dry run, which walks every server:
+/// through any mix of picks, heartbeats, drains, expiry and re-registration they must agree on who may be chosen.
 /// </summary>
 public class SelectionShortListTests
 {
