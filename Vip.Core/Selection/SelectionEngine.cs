@@ -591,10 +591,8 @@ public sealed class SelectionEngine : IDisposable
                     return Reject(SelectionOutcome.NoMatchingServer, NoMatchMessage, retryAfter: _config.NoMatchRetryAfter);
                 }
 
-                if (partCount < parts.Length)
-                {
-                    parts[partCount++] = bound;
-                }
+                // Room was made for one part per task attribute (a key matches at most one binding key).
+                parts[partCount++] = bound;
             }
         }
 
