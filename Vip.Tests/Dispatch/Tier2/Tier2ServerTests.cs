@@ -78,7 +78,11 @@ public class Tier2ServerTests
         using var b = RawAppServer.Register(tier2, "b", ServiceB);
         a.Heartbeat("a", load: 100, active: 1);
         b.Heartbeat("b", load: 500, active: 4);
-        await Eventually.TrueAsync(() => tier2.Selection.Servers.Count(s => s.State == Vip.Selection.ServerState.Up) == 2, "both up");
+
+        // Up is not enough (a live REGISTER is up at once): the ranking needs both heartbeats' figures in.
+        await Eventually.TrueAsync(
+            () => tier2.Selection.Servers.Count(s => s.State == Vip.Selection.ServerState.Up && s.ActiveTasks == (s.Id == "a" ? 1 : 4)) == 2,
+            "both up with their heartbeats' figures");
         using var tier1 = RawPeer.Connect(tier2.ListenEndPoint);
 
         var redirect = ForwardExpectingRedirect(tier1, Forwarding.Task("c1"));
