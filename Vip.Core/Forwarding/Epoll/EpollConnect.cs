@@ -99,8 +99,7 @@ internal sealed class EpollConnect : IEventHandler
         _finished = true;
         if (_slot >= 0)
         {
-            _ = _loop.Control(LinuxSockets.EPOLL_CTL_DEL, _fd, 0, 0);
-            _loop.Detach(_slot);
+            _loop.Detach(_slot, _fd);
         }
 
         _done.TrySetResult(result);

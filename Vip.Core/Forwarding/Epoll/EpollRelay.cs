@@ -395,12 +395,12 @@ internal sealed class EpollRelay : IRelay, IEventHandler
         {
             if (_clientInterest != 0)
             {
-                _ = _loop.Control(LinuxSockets.EPOLL_CTL_DEL, _clientFd, 0, 0);
+                _loop.Unwatch(_clientFd);
             }
 
             if (_backendInterest != 0)
             {
-                _ = _loop.Control(LinuxSockets.EPOLL_CTL_DEL, _backendFd, 0, 0);
+                _loop.Unwatch(_backendFd);
             }
 
             _loop.Detach(_slot);

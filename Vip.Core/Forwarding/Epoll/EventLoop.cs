@@ -93,6 +93,16 @@ internal sealed unsafe class EventLoop : IDisposable
         return slot;
     }
 
+    /// <summary>Stops watching <paramref name="fd"/> and frees its handler's slot (loop thread only).</summary>
+    public void Detach(int slot, int fd)
+    {
+        Unwatch(fd);
+        Detach(slot);
+    }
+
+    /// <summary>Removes interest in <paramref name="fd"/> (loop thread only); an fd already gone from the set is no error here.</summary>
+    public void Unwatch(int fd) => _ = Control(LinuxSockets.EPOLL_CTL_DEL, fd, 0, 0);
+
     /// <summary>Frees a slot (loop thread only); events still queued for it are dropped.</summary>
     public void Detach(int slot)
     {
