@@ -90,6 +90,9 @@ public sealed class SelectionEngine : IDisposable
     /// <summary>The current client snapshot.</summary>
     public ClientSet Clients => Volatile.Read(ref _clients);
 
+    /// <summary>Clock ticks per rank-word time unit, as a shift (tests reason about the coarse clock with it).</summary>
+    internal int HeardShift => _table.HeardShift;
+
     /// <summary>The parsed-requirement cache (its caps come from the options).</summary>
     public RequirementCache Requirements => _cache;
 

@@ -224,11 +224,7 @@ public sealed class ServerSet : IReadOnlyList<ServerEntry>
         IndexBySlot is { } map ? ((uint)slot < (uint)map.Length ? map[slot] : -1) : ((uint)slot < (uint)Count ? slot : -1);
 
     /// <summary>The rank word of the server at an index.</summary>
-    internal ulong RankOf(int index)
-    {
-        int slot = SlotMap is { } map ? map[index] : index;
-        return Volatile.Read(ref Ranks[slot >> LiveTable.ChunkShift][slot & LiveTable.ChunkMask]);
-    }
+    internal ulong RankOf(int index) => Volatile.Read(ref new Policies.MappedSlots(Ranks, SlotMap).Of(index));
 
     internal Dictionary<string, KeyIndex> Keys { get; }
 

@@ -198,7 +198,7 @@ public class SelectionCounterTableTests
         f.Add("busy");
 
         // 2^32 units later the silent server's 32-bit time reads as "just now" again.
-        int shift = System.Numerics.BitOperations.Log2((ulong)(f.Time.TimestampFrequency / 1000));
+        int shift = f.Engine.HeardShift;
         f.Time.Advance(TimeSpan.FromTicks((1L << 32) << shift));
         f.Beat("busy", active: 50);
         uint since = RankWord.Heard(f.Time.GetTimestamp() - (long)(f.Options.ExpireAfter.TotalSeconds * f.Time.TimestampFrequency), shift);
@@ -216,7 +216,7 @@ public class SelectionCounterTableTests
     {
         using var f = new SelectionFixture(o => o.HeartbeatInterval = TimeSpan.FromMinutes(1));
         ServerEntry a = f.Add("a", capacity: 1_000_000);
-        int shift = System.Numerics.BitOperations.Log2((ulong)(f.Time.TimestampFrequency / 1000));
+        int shift = f.Engine.HeardShift;
         const int Rounds = 3_000;
         var deadline = System.Diagnostics.Stopwatch.StartNew();
         int stale = 0, rounds = 0;

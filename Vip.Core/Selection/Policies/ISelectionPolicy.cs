@@ -77,11 +77,10 @@ internal ref struct CandidateScan
         int filled = Collect(policy, tie, top);
 
         // The index is in the composite's low bits; score and load are looked up again for the few kept.
-        var slots = new MappedSlots(Ranks, SlotMap);
         for (int k = 0; k < filled; k++)
         {
             int i = tie.IndexOf(top[k]);
-            Top[k] = new Ranked(top[k], i, ScoreOf(i), RankWord.Key(Volatile.Read(ref slots.At(ref Unsafe.NullRef<ulong>(), i, 0))));
+            Top[k] = new Ranked(top[k], i, ScoreOf(i), RankWord.Key(RankOf(i)));
         }
 
         Filled = filled;
@@ -133,7 +132,7 @@ internal ref struct CandidateScan
     }
 
     /// <summary>The rank word of server <paramref name="i"/>.</summary>
-    public readonly ulong RankOf(int i) => Volatile.Read(ref new MappedSlots(Ranks, SlotMap).At(ref Unsafe.NullRef<ulong>(), i, 0));
+    public readonly ulong RankOf(int i) => Volatile.Read(ref new MappedSlots(Ranks, SlotMap).Of(i));
 
     /// <summary>The preference score of server <paramref name="i"/>.</summary>
     public readonly int ScoreOf(int i) => Probe.Score(Probes, i);
@@ -275,7 +274,7 @@ internal ref struct CandidateScan
                     continue;
                 }
 
-                ulong rank = Volatile.Read(ref slots.At(ref Unsafe.NullRef<ulong>(), i, 0));
+                ulong rank = Volatile.Read(ref slots.Of(i));
                 if (IsCandidateNotingFull(rank, since))
                 {
                     ulong composite = scorePart | TOrder.KeyPart(policy.Key(i, RankWord.Key(rank))) | tie.Map(i);
@@ -390,7 +389,10 @@ internal readonly struct MappedSlots(ulong[][] ranks, int[]? map) : ISlots
 {
     public ref ulong Word(int word) => ref Unsafe.NullRef<ulong>();
 
-    public ref ulong At(ref ulong word, int index, int bit)
+    public ref ulong At(ref ulong word, int index, int bit) => ref Of(index);
+
+    /// <summary>The rank word of the server at <paramref name="index"/>.</summary>
+    public ref ulong Of(int index)
     {
         int slot = map is null ? index : map[index];
         return ref ranks[slot >> LiveTable.ChunkShift][slot & LiveTable.ChunkMask];
