@@ -26,12 +26,11 @@ internal interface IRankKey
     uint Key(int index, uint load);
 }
 
-/// <summary>One entry of the short list.</summary>
-/// <param name="Key">Composite key: preference score, policy key and tie-breaker, in the configured order.</param>
+/// <summary>One entry of a decision's result list (the walk ranks by composite keys; these are the kept ones, decoded).</summary>
 /// <param name="Index">Server index in the snapshot.</param>
 /// <param name="Score">Preference score.</param>
 /// <param name="Load">(active + issued) ÷ capacity as a 32-bit fraction.</param>
-internal readonly record struct Ranked(ulong Key, int Index, int Score, uint Load);
+internal readonly record struct Ranked(int Index, int Score, uint Load);
 
 /// <summary>
 /// One pass over the servers that passed the index filters: drops those that are not up, expired or full,
@@ -80,7 +79,7 @@ internal ref struct CandidateScan
         for (int k = 0; k < filled; k++)
         {
             int i = tie.IndexOf(top[k]);
-            Top[k] = new Ranked(top[k], i, ScoreOf(i), RankWord.Key(RankOf(i)));
+            Top[k] = new Ranked(i, ScoreOf(i), RankWord.Key(RankOf(i)));
         }
 
         Filled = filled;

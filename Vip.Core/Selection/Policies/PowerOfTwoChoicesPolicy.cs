@@ -95,7 +95,7 @@ internal sealed class PowerOfTwoChoicesPolicy : ISelectionPolicy
                 continue;
             }
 
-            scan.Top[filled++] = new Ranked(0, i, scan.ScoreOf(i), RankWord.Key(rank));
+            scan.Top[filled++] = new Ranked(i, scan.ScoreOf(i), RankWord.Key(rank));
         }
 
         scan.Filled = filled;
